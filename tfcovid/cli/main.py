@@ -1,0 +1,53 @@
+"""Root of the ``tfcovid`` command: argument parsing, error reporting, exit codes.
+
+Exit codes: 0 success, 2 a user-fixable problem (bad input, bad arguments), printed as one line
+``tfcovid: error: <file>: <problem>``; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+
+import tfcovid
+from tfcovid.cli import data, demo
+from tfcovid.errors import TfcovidError
+
+EXIT_USER_ERROR = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tfcovid", description="COVID-19 lung CT infection segmentation and severity.")
+    parser.add_argument("--version", action="version", version=f"tfcovid {tfcovid.__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or info logs")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in (data, demo):
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(message)s")
+    try:
+        args.run(args)
+    except TfcovidError as error:
+        if args.debug:
+            traceback.print_exc()
+        print(f"tfcovid: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("tfcovid: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

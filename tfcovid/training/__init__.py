@@ -1,0 +1,1 @@
+"""Training: optimisers, schedules and (later) the engine that wires data, network and task."""
