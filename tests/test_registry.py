@@ -64,6 +64,8 @@ def test_config_must_be_a_dataclass_and_cfg_of_the_right_type():
         boxes.register("volume", config=dict)
     with pytest.raises(TypeError, match=r"must be a BoxConfig or a mapping. Received: cfg=3"):
         boxes.build("area", 3)
+    with pytest.raises(TypeError, match=r"must be a mapping of keyword arguments"):
+        boxes.build("perimeter", BoxConfig())
 
 
 def test_project_registries_import_their_entries_on_first_lookup():

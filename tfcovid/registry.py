@@ -128,9 +128,10 @@ class Registry:
         """
         entry = self.entry(name)
         if entry.config is None:
-            if cfg is not None:
-                kwargs = {**cfg, **kwargs}
-            return entry.builder(**kwargs)
+            if cfg is not None and not isinstance(cfg, Mapping):
+                raise TypeError(f"cfg of {self.kind} {name!r} must be a mapping of keyword "
+                                f"arguments. Received: cfg={cfg!r}")
+            return entry.builder(**{**(cfg or {}), **kwargs})
         if isinstance(cfg, entry.config):
             kwargs = {**dataclasses.asdict(cfg), **kwargs}
         elif isinstance(cfg, Mapping):

@@ -162,8 +162,9 @@ def test_noise_is_ct_like_and_correlated():
     reference = clean.image.astype(np.float64)
     flat = (ndimage.maximum_filter(reference, size=(1, 5, 5))
             == ndimage.minimum_filter(reference, size=(1, 5, 5))) & (np.abs(reference) < 900)
-    tissue = flat & (reference == np.bincount((reference[flat] + 1024).astype(int)).argmax()
-                     - 1024)  # the commonest flat tissue value
+    values, counts = np.unique(reference[flat], return_counts=True)
+    tissue = flat & (reference == values[np.argmax(counts)])  # the largest uniform tissue
+    assert tissue.sum() > 500
     assert 10 <= noisy.image[tissue].std() <= 30
     noise = noisy.image - reference
     unclipped = np.abs(reference) < 900
@@ -184,6 +185,12 @@ def test_any_small_case_is_consistent(case_index, seed, num_slices, height, widt
     assert case.severity == phantom.severity_from_fraction(infected_fraction(case))
 
 
+@pytest.mark.parametrize("fraction, severity", [
+    (0.0, 0), (0.0499, 0), (0.05, 1), (0.2499, 1), (0.25, 2), (1.0, 2)])
+def test_severity_rule_boundaries(fraction, severity):
+    assert phantom.severity_from_fraction(fraction) == severity  # < 5% mild, < 25% severe
+
+
 def test_each_block_of_three_cases_holds_every_severity():
     for seed in range(5):
         for block in range(4):
@@ -199,6 +206,13 @@ def test_each_block_of_three_cases_holds_every_severity():
 def test_bad_arguments_raise_value_error(arguments, message):
     with pytest.raises(ValueError, match=message):
         phantom.make_phantom_case(**{"case_index": 0, "num_slices": 1, **arguments})
+
+
+def test_generate_phantom_checks_arguments_at_the_call():
+    with pytest.raises(ValueError, match=r"num_cases=0"):
+        phantom.generate_phantom(0)
+    with pytest.raises(ValueError, match=r"width=20"):
+        phantom.generate_phantom(2, 3, (40, 20))
 
 
 def test_write_phantom_reports_what_it_wrote(tmp_path):

@@ -7,42 +7,44 @@ read them: the patient's right on the image left (low column index), anterior at
 
 Anatomy (each HU value is drawn per case inside the range given):
 
-- outside the body: air, -1000 HU. Body: an ellipse 300-360 mm wide with 2 mm of skin
-  (30 .. 40 HU), 6-25 mm of subcutaneous fat (-110 .. -90 HU) and 8-14 mm of chest-wall muscle
-  (40 .. 55 HU), 22-35 mm thicker at the back (paraspinal muscles); the chest narrows toward
-  the apex.
+- outside the body: air, -1000 HU. Body: an ellipse 300-360 mm wide and 70-80% as deep,
+  flattened at the back (a supine patient on the table), narrowing toward the apex; 2 mm of
+  skin (30 .. 40 HU), 6-25 mm of subcutaneous fat (-110 .. -90 HU), 8-14 mm of chest-wall
+  muscle (40 .. 55 HU), 18-30 mm thicker at the back (paraspinal muscles).
 - bone: rib cross-sections in the chest wall that slide around the chest from slice to slice
   as sloping ribs do, a sternum, and the spine: vertebral body, spinal canal (10 .. 20 HU),
-  neural arch, spinous and transverse processes, with an intervertebral disc (70 .. 90 HU)
+  neural arch, spinous and transverse processes, with a 5 mm intervertebral disc (70 .. 90 HU)
   every 24-28 mm. Cortex 650 .. 900 HU, trabecular core 180 .. 300 HU.
-- mediastinum (35 .. 45 HU) between the lungs: the heart (35 .. 45 HU) in epicardial fat, the
-  aorta (ascending, arch, descending left of the spine), the trachea (air lumen, 2 mm wall) in
-  the upper slices, splitting at the carina into the two main bronchi that end at the hila;
-  under the diaphragm domes (the right one higher) liver (50 .. 60 HU) and spleen/stomach.
-- lungs: parenchyma -870 .. -830 HU, 15-35 HU denser at the back as in a supine patient, with a
-  soft texture (8 HU). Small at the apex, largest just above the domes, then shrinking to the
-  posterior and lateral recesses around them; the right lung is larger (the heart and aorta
-  sit to the left). A pleural gap of 2 mm separates them from the chest wall.
-- pulmonary vessels: from each hilum, a 3-D branching tree of tubes (-60 .. -20 HU inside the
-  lung), 5-6 mm in radius at the hilum and about 0.8 times thinner per generation, grown until
-  thinner than a third of a pixel or leaving the lung.
-- lesions: 3-D Gaussian blobs placed preferably near the pleura, at the back and low in the
-  lung (as COVID-19 pneumonia usually is), irregular through a smooth random field, and
-  thresholded so that the infected fraction of lung is exactly the drawn target. Ground-glass
-  opacity (GGO): a haze toward -650 .. -450 HU fading over the lesion border, vessels still
-  visible through it. Consolidation: the densest part of the larger lesions, -40 .. +30 HU with
-  a sharp border, hiding the vessels.
+- mediastinum (35 .. 45 HU) between the lungs: the heart (35 .. 45 HU) in 4 mm of epicardial
+  fat (-100 .. -80 HU), left of the midline; the aorta (35 .. 45 HU: ascending, arch,
+  descending beside the spine); the trachea (air lumen, 2 mm wall of 40 .. 50 HU) in the upper
+  slices, splitting at the carina into the main bronchi that end at the hila. Under the
+  diaphragm domes (the right one higher): liver (50 .. 60 HU) and spleen/stomach (38 .. 48 HU).
+- lungs: parenchyma -875 .. -845 HU, 15-35 HU denser at the back than at the front (gravity in
+  a supine patient), with an 8 HU soft texture. Small at the apex, largest just above the
+  domes, then shrinking to the recesses around them; the right lung is the larger (the heart
+  and aorta sit to the left); a 2 mm pleural gap separates them from the chest wall.
+- pulmonary vessels (-60 .. -20 HU): from each hilum, a 3-D space-filling tree reaching 400
+  points of the lung, 6 mm in radius at the hilum and about 0.8 times thinner at each branching
+  (Murray's law); branches thinner than a third of a pixel are left out. Each voxel averages
+  the vessels over the slice thickness, so small vessels fade in thick slices.
+- lesions: 3-D Gaussian blobs shared between both lungs, preferably near the pleura, at the
+  back and low in the lung (as COVID-19 pneumonia usually is), made irregular by a smooth
+  random field and thresholded so that the infected fraction of lung is exactly the drawn
+  target. Ground-glass opacity (GGO): a haze toward -650 .. -450 HU (+-30 HU in space) that
+  fades over the lesion border, vessels still visible through it. Consolidation: the densest
+  part of the larger lesions, -40 .. +30 HU with a sharp border, hiding the vessels.
 
 Acquisition: the field of view is 12-30% wider than the body and pixels are square, so the
-in-plane spacing is that field of view over the matrix: 0.6-0.9 mm at 512 px, 1.2-1.8 mm at
-256 px. The volume always spans the chest from the lung apex to below the domes, 230-300 mm,
-so the slice spacing is that extent over the number of slices: about 8 mm for 32 slices, 1-5 mm
-for 60-300 slices. Each case is rotated in plane by up to 5 degrees and shifted by up to 2.5%
-of the field of view; blurred in plane by a Gaussian point spread function (FWHM 0.8-1.4 mm,
-sigma at least 0.5 px, as a detector never samples an edge sharply); and given additive noise
-of 12-28 HU standard deviation, white noise blurred by a 0.7-1.1 px Gaussian so that
-neighbouring pixels correlate as in reconstructed CT. Values are rounded and clipped to
--1024 .. 3071 HU.
+in-plane spacing is that field of view over the matrix: 0.65-0.9 mm at 512 px, 1.3-1.8 mm at
+256 px. The volume always spans the chest from above the lung apex to below the domes,
+230-300 mm, so the slice spacing is that extent over the number of slices: about 8 mm for 32
+slices, 0.8-5 mm for 60-300 slices. Each case is rotated in plane by up to 5 degrees and
+shifted by up to 2.5% of the field of view; blurred in plane by a Gaussian point spread
+function (FWHM 0.8-1.4 mm, sigma at least 0.5 px, as a detector never samples an edge
+sharply); and given additive noise of 12-28 HU standard deviation, white noise blurred by a
+0.7-1.1 px Gaussian so that neighbouring pixels correlate as in reconstructed CT. Values are
+rounded and clipped to -1024 .. 3071 HU.
 
 Ground truth: ``label`` is 0 background/healthy, 1 ground-glass opacity, 2 consolidation
 (consolidation wins), only inside ``lung``, which is 1 in the lung parenchyma with its lesions
@@ -50,12 +52,13 @@ and vessels (trachea, main bronchi and mediastinum excluded).
 
 Severity rule: the infected fraction of lung (labelled voxels over lung voxels of the case)
 gives the class: below 5% is 0 (mild), 5% to below 25% is 1 (severe), 25% and over is 2
-(critical). Targets are drawn inside 0.5-4%, 7-20% and 30-50%, so the recorded ``severity`` is
-both the drawn class and the rule applied to the label. Cases 3b, 3b+1 and 3b+2 hold one case
-of each class, in an order drawn from the seed.
+(critical). Each block of three cases (0-2, 3-5, ...) draws one target class each, in an
+order drawn from the seed, and a target fraction inside 0.5-4%, 7-20% or 30-50%; the recorded
+``severity`` is the rule applied to the label, which is the drawn class unless the lung has
+only a handful of voxels (tiny test volumes).
 
-Case k is generated from a NumPy generator seeded with (seed, k), so it does not depend on how
-many cases are made. 6 cases of 32 x 256 x 256 take about 2 s on one core.
+Case k comes from a NumPy generator seeded with (seed, k), so it does not depend on how many
+cases are made. 6 cases of 32 x 256 x 256 take about 2.5 s on one core.
 
 Example:
 
@@ -130,11 +133,8 @@ def make_phantom_case(case_index: int, num_slices: int = 32, height: int = 256,
     Raises:
         ValueError: a size, index or seed out of range.
     """
-    for name, value, low in (("case_index", case_index, 0), ("num_slices", num_slices, 1),
-                             ("height", height, MIN_SIZE_PX), ("width", width, MIN_SIZE_PX),
-                             ("seed", seed, 0)):
-        if not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}. Received: {name}={value!r}")
+    _check_integers(case_index=(case_index, 0), num_slices=(num_slices, 1),
+                    height=(height, MIN_SIZE_PX), width=(width, MIN_SIZE_PX), seed=(seed, 0))
     severity = case_severity(seed, case_index)
     anatomy_seq, noise_seq = np.random.SeedSequence([seed, case_index, _CASE_STREAM]).spawn(2)
     rng = np.random.default_rng(anatomy_seq)
@@ -142,24 +142,19 @@ def make_phantom_case(case_index: int, num_slices: int = 32, height: int = 256,
     grid = _make_grid(rng, chest, num_slices, height, width)
     hu = np.full(grid.shape, -1000.0, np.float32)
     _paint_chest_wall(rng, hu, grid, chest)
-    mediastinum = _paint_mediastinum(rng, hu, grid, chest)
-    lung_side = _lung_sides(rng, grid, chest, mediastinum)
+    lung_side = _lung_sides(rng, grid, chest, _paint_mediastinum(rng, hu, grid, chest))
     hila = _find_hila(grid, chest, lung_side)
-    airway = _paint_airways(rng, hu, grid, chest, hila)
-    lung_side[airway < 2.0 + _PLEURAL_GAP_MM] = 0
+    lung_side[_paint_airways(rng, hu, grid, chest, hila) < 2.0 + _PLEURAL_GAP_MM] = 0
     _drop_fragments(lung_side)
     lung = lung_side > 0
     hu[lung] = _parenchyma_hu(rng, grid, chest)[lung]
     target = rng.uniform(*_TARGET_FRACTIONS[severity])
     field, ggo_level, consolidation_level = _lesion_field(rng, grid, chest, lung_side, severity,
                                                           target)
-    ggo_haze = _haze(field, ggo_level, softness=0.35) * lung
-    ggo_hu = rng.uniform(-650, -450) + 30.0 * _smooth_field(rng, grid, scale_mm=20.0)
-    hu += ggo_haze * (ggo_hu - hu)
-    coverage = _vessel_coverage(rng, grid, lung_side, hila) * lung
-    hu += coverage * (rng.uniform(-60, -20) - hu)
-    consolidation_haze = _haze(field, consolidation_level, softness=0.08) * lung
-    hu += consolidation_haze * (rng.uniform(-40, 30) - hu)
+    _blend(hu, _haze(field, ggo_level, softness=0.35) * lung,
+           rng.uniform(-650, -450) + 30.0 * _smooth_field(rng, grid, scale_mm=20.0))
+    _blend(hu, _vessel_coverage(rng, grid, lung_side, hila) * lung, rng.uniform(-60, -20))
+    _blend(hu, _haze(field, consolidation_level, softness=0.08) * lung, rng.uniform(-40, 30))
 
     psf_sigma_px = max(rng.uniform(0.8, 1.4) / 2.355 / grid.pixel_mm, 0.5)
     hu = ndimage.gaussian_filter(hu, sigma=(0.0, psf_sigma_px, psf_sigma_px), mode="nearest")
@@ -182,7 +177,7 @@ def make_phantom_case(case_index: int, num_slices: int = 32, height: int = 256,
 
 def generate_phantom(num_cases: int = 6, num_slices: int = 32, size: int | tuple[int, int] = 256,
                      seed: int = 0) -> Iterator[Case]:
-    """Yields phantom cases 0 .. ``num_cases`` - 1 one at a time.
+    """Phantom cases 0 .. ``num_cases`` - 1, generated one at a time as they are consumed.
 
     Args:
         num_cases: int >= 1.
@@ -191,13 +186,13 @@ def generate_phantom(num_cases: int = 6, num_slices: int = 32, size: int | tuple
         seed: int >= 0.
 
     Raises:
-        ValueError: ``num_cases`` < 1 (sizes are checked by ``make_phantom_case``).
+        ValueError: an argument out of range (raised at the call, not at the first case).
     """
-    if not isinstance(num_cases, (int, np.integer)) or num_cases < 1:
-        raise ValueError(f"num_cases must be an integer >= 1. Received: num_cases={num_cases!r}")
     height, width = (size, size) if isinstance(size, (int, np.integer)) else size
-    for case_index in range(num_cases):
-        yield make_phantom_case(case_index, num_slices, height, width, seed)
+    _check_integers(num_cases=(num_cases, 1), num_slices=(num_slices, 1),
+                    height=(height, MIN_SIZE_PX), width=(width, MIN_SIZE_PX), seed=(seed, 0))
+    return (make_phantom_case(case_index, num_slices, height, width, seed)
+            for case_index in range(num_cases))
 
 
 def write_phantom(path: str | os.PathLike, num_cases: int = 6, num_slices: int = 32,
@@ -233,6 +228,13 @@ def write_phantom(path: str | os.PathLike, num_cases: int = 6, num_slices: int =
             "severity_cases": severity_cases}
 
 
+def _check_integers(**values: tuple) -> None:
+    """Raises ValueError for the first ``name=(value, lowest)`` not an integer >= lowest."""
+    for name, (value, lowest) in values.items():
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < lowest:
+            raise ValueError(f"{name} must be an integer >= {lowest}. Received: {name}={value!r}")
+
+
 # ----------------------------------------------------------------------------------------------
 # Geometry. Body frame: x in mm toward the patient's left (image right), y in mm toward the back
 # (image down), z in mm from the top of the volume toward the feet; t = z / extent in [0, 1].
@@ -248,6 +250,7 @@ class _Chest:
     muscle_mm: float
     back_mm: float
     extent_mm: float
+    vertebra_radius_mm: float
 
     def body_half_width(self, t: np.ndarray) -> np.ndarray:
         return self.half_width_mm * (0.9 + 0.1 * _ramp(t / 0.6))
@@ -272,12 +275,18 @@ class _Chest:
     def cavity_half_depth(self) -> float:
         return (self.cavity_back - self.cavity_front) / 2
 
+    @property
+    def vertebra_y(self) -> float:
+        """Centre of the vertebral body, which bulges into the back of the cavity."""
+        return self.cavity_back - 0.8 * self.vertebra_radius_mm
+
 
 def _draw_chest(rng: np.random.Generator) -> _Chest:
     half_width = rng.uniform(150, 180)
     return _Chest(half_width_mm=half_width, half_depth_mm=half_width * rng.uniform(0.7, 0.8),
                   fat_mm=rng.uniform(6, 25), muscle_mm=rng.uniform(8, 14),
-                  back_mm=rng.uniform(18, 30), extent_mm=rng.uniform(230, 300))
+                  back_mm=rng.uniform(18, 30), extent_mm=rng.uniform(230, 300),
+                  vertebra_radius_mm=rng.uniform(14, 17))
 
 
 @dataclasses.dataclass
@@ -347,16 +356,17 @@ def _paint_chest_wall(rng: np.random.Generator, hu: np.ndarray, grid: _Grid,
     _paint_ribs(rng, hu, grid, chest, cortex, core)
     sternum = (x / 14.0) ** 2 + ((y - chest.cavity_front + 6.0) / 6.0) ** 2
     levels = np.flatnonzero((grid.t[:, 0, 0] > 0.08) & (grid.t[:, 0, 0] < 0.85))
-    hu[np.ix_(levels, *np.nonzero(sternum[0] <= 1))] = cortex
-    hu[np.ix_(levels, *np.nonzero(sternum[0] <= 0.35))] = core
+    for extent, value in ((1.0, cortex), (0.35, core)):
+        rows, columns = np.nonzero(sternum[0] <= extent)
+        hu[levels[:, None], rows, columns] = value
 
 
 def _paint_ribs(rng: np.random.Generator, hu: np.ndarray, grid: _Grid, chest: _Chest,
                 cortex: float, core: float) -> None:
     """Oval rib sections on a ring just outside the cavity, sliding around it with depth.
 
-    Only pixels near the ring are computed: the ribs take a tenth of the time of a full
-    volume pass.
+    Only the pixels near the ring are computed, keeping the trigonometry off the rest of the
+    volume.
     """
     offset_mm, half_thickness_mm = rng.uniform(4, 5.5), rng.uniform(4, 5.5)
     half_length_mm = rng.uniform(7, 11)
@@ -407,9 +417,9 @@ def _paint_mediastinum(rng: np.random.Generator, hu: np.ndarray, grid: _Grid,
     excluded = radius > 1 - _PLEURAL_GAP_MM / depth
     for side, dome, value in ((-1, right_dome, rng.uniform(50, 60)),
                               (1, right_dome + rng.uniform(0.02, 0.06), rng.uniform(38, 48))):
-        height = dome + curvature * (((x - side * 0.45 * cavity_width) / (0.5 * cavity_width)) ** 2
+        dome_t = dome + curvature * (((x - side * 0.45 * cavity_width) / (0.5 * cavity_width)) ** 2
                                      + ((y - center + 0.15 * depth) / (0.85 * depth)) ** 2)
-        below = (t > height) & (side * x >= 0)
+        below = (t > dome_t) & (side * x >= 0)
         hu[below & cavity] = value
         excluded |= below
 
@@ -425,25 +435,22 @@ def _paint_mediastinum(rng: np.random.Generator, hu: np.ndarray, grid: _Grid,
                                 0.13 * cavity_width * great_vessels, 0.5 * depth * great_vessels)
     excluded |= np.abs(x) < 0.04 * cavity_width
 
-    vertebra_radius = rng.uniform(14, 17)
-    vertebra_y = chest.cavity_back - 0.8 * vertebra_radius
-    aorta_radius = rng.uniform(10, 13)
-    aorta = _aorta_segments(chest, vertebra_radius, vertebra_y, aorta_radius, grid.extent_mm)
+    aorta = _aorta_segments(chest, rng.uniform(10, 13))
     aorta_distance = _tube_distance(grid, aorta, reach_mm=2 * _PLEURAL_GAP_MM)
     hu[aorta_distance <= 0] = rng.uniform(35, 45)
     excluded |= aorta_distance <= 2 * _PLEURAL_GAP_MM
 
-    spine = _paint_spine(rng, hu, grid, chest, vertebra_radius, vertebra_y)
-    excluded |= spine
+    excluded |= _paint_spine(rng, hu, grid, chest)
     return excluded
 
 
-def _aorta_segments(chest: _Chest, vertebra_radius: float, vertebra_y: float,
-                    radius: float, extent_mm: float) -> list:
-    """Ascending aorta, arch and descending aorta as tube segments (body frame, mm)."""
+def _aorta_segments(chest: _Chest, radius: float) -> list:
+    """Ascending aorta, arch and descending aorta (left of the spine) as tube segments."""
     width = chest.cavity_half_width(np.float32(0.5))
-    center, depth = chest.cavity_center, chest.cavity_half_depth
-    descending = (0.6 * vertebra_radius + radius + 1.0, vertebra_y - 0.75 * vertebra_radius)
+    center, depth, extent_mm = chest.cavity_center, chest.cavity_half_depth, chest.extent_mm
+    vertebra_radius = chest.vertebra_radius_mm
+    descending = (0.6 * vertebra_radius + radius + 1.0,
+                  chest.vertebra_y - 0.75 * vertebra_radius)
     path = [(0.05 * width, center - 0.1 * depth, 0.55, radius * 1.2),
             (0.05 * width, center - 0.25 * depth, 0.2, radius * 1.2),
             (0.12 * width, center + 0.05 * depth, 0.14, radius * 1.1),
@@ -453,26 +460,30 @@ def _aorta_segments(chest: _Chest, vertebra_radius: float, vertebra_y: float,
             for (x0, y0, t0, r0), (x1, y1, t1, r1) in zip(path[:-1], path[1:])]
 
 
-def _paint_spine(rng: np.random.Generator, hu: np.ndarray, grid: _Grid, chest: _Chest,
-                 vertebra_radius: float, vertebra_y: float) -> np.ndarray:
+def _paint_spine(rng: np.random.Generator, hu: np.ndarray, grid: _Grid,
+                 chest: _Chest) -> np.ndarray:
     """Vertebral bodies with discs, canal and posterior elements; returns the exclusion mask."""
     x, y = grid.x[0], grid.y[0]
+    vertebra_radius, vertebra_y = chest.vertebra_radius_mm, chest.vertebra_y
     cortex, core = rng.uniform(650, 900), rng.uniform(180, 300)
     period = rng.uniform(24, 28)
     disc = ((grid.z_mm - rng.uniform(0, period)) % period) < 5.0  # (slices,)
     body_distance = np.sqrt(x ** 2 + (y - vertebra_y) ** 2)
     vertebra = body_distance <= vertebra_radius
     hu[:, vertebra] = np.where(disc, rng.uniform(70, 90), cortex)[:, None]
-    hu[np.ix_(~disc, *np.nonzero(body_distance <= vertebra_radius - 2))] = core
+    rows, columns = np.nonzero(body_distance <= vertebra_radius - 2)
+    hu[np.flatnonzero(~disc)[:, None], rows, columns] = core
 
     canal_radius = 6.5
     canal_y = vertebra_y + vertebra_radius + canal_radius - 1.0
     canal_distance = np.sqrt(x ** 2 + (y - canal_y) ** 2)
     muscle_back = chest.half_depth_mm - _SKIN_MM - chest.fat_mm - 3.0
     spinous_half = max((muscle_back - canal_y - canal_radius) / 2, 3.0)
-    posterior = ((canal_distance <= canal_radius + 5) & (y > canal_y - 2)) \
-        | ((x / 4.0) ** 2 + ((y - canal_y - canal_radius - spinous_half) / spinous_half) ** 2 <= 1) \
-        | (((np.abs(x) - canal_radius - 12) / 11.0) ** 2 + ((y - canal_y) / 4.5) ** 2 <= 1)
+    spinous_y = canal_y + canal_radius + spinous_half
+    arch = (canal_distance <= canal_radius + 5) & (y > canal_y - 2)
+    spinous = (x / 4.0) ** 2 + ((y - spinous_y) / spinous_half) ** 2 <= 1
+    transverse = ((np.abs(x) - canal_radius - 12) / 11.0) ** 2 + ((y - canal_y) / 4.5) ** 2 <= 1
+    posterior = arch | spinous | transverse
     hu[:, posterior & (canal_distance > canal_radius)] = cortex
     hu[:, canal_distance <= canal_radius] = rng.uniform(10, 20)
     return np.broadcast_to(body_distance <= vertebra_radius + 2 * _PLEURAL_GAP_MM, hu.shape)
@@ -525,6 +536,7 @@ def _find_hila(grid: _Grid, chest: _Chest, lung_side: np.ndarray) -> list:
             hila.append(None)
             continue
         cost = np.where(inside, np.abs(x - side * 20.0) + 0.5 * np.abs(y - target_y), np.inf)
+        # 20 mm: just lateral of the mediastinum, so the medial-most lung voxel wins
         row, col = np.unravel_index(np.argmin(cost), cost.shape)
         hila.append(np.array([x[row, col], y[row, col], grid.z_mm[level]], np.float64))
     return hila
@@ -534,7 +546,7 @@ def _paint_airways(rng: np.random.Generator, hu: np.ndarray, grid: _Grid, chest:
                    hila: list) -> np.ndarray:
     """Trachea and main bronchi (2 mm wall); returns their distance field (mm to the lumen)."""
     radius = rng.uniform(8, 10)
-    trachea_y = chest.cavity_back - 0.8 * 15.5 - 15.5 - 8 - radius
+    trachea_y = chest.vertebra_y - chest.vertebra_radius_mm - 8.0 - radius  # esophagus behind
     carina = np.array([0.0, trachea_y, rng.uniform(0.27, 0.33) * grid.extent_mm])
     segments = [(np.array([0.0, trachea_y, -0.05 * grid.extent_mm]), carina, radius, radius)]
     for side, hilum in zip((-1, 1), hila):
@@ -573,7 +585,10 @@ def _vessel_tree(rng: np.random.Generator, grid: _Grid, lung: np.ndarray, hilum:
     points (Murray's law), so vessels thin toward the periphery. Branches thinner than a third
     of a pixel are not drawn.
     """
-    index = rng.choice(np.flatnonzero(lung), size=leaves)
+    voxels = np.flatnonzero(lung)
+    if voxels.size == 0:
+        return []
+    index = rng.choice(voxels, size=leaves)
     slice_index, row, col = np.unravel_index(index, lung.shape)
     points = np.stack([grid.x[0, row, col], grid.y[0, row, col],
                        grid.z_mm[slice_index] + rng.uniform(-0.5, 0.5, leaves) * grid.slice_mm],
@@ -625,18 +640,19 @@ def _lesion_field(rng: np.random.Generator, grid: _Grid, chest: _Chest, lung_sid
     field = 0.15 * preference / preference.max()
 
     count = rng.integers(*_LESION_COUNTS[severity], endpoint=True)
-    first = rng.integers(2)
+    sides = [np.flatnonzero(lung_side == value) for value in (1, 2)]
+    sides = [voxels for voxels in sides if voxels.size]
+    shares = np.bincount((rng.integers(len(sides)) + np.arange(count)) % len(sides),
+                         minlength=len(sides))  # alternate sides from a random one
     centers = []
-    for value, share in ((1, (count + 1 - first) // 2), (2, (count + first) // 2)):
-        voxels = np.flatnonzero(lung_side == value)
-        if share and voxels.size:
-            weights = preference.ravel()[voxels]
-            centers.append(rng.choice(voxels, size=share, p=weights / weights.sum()))
+    for voxels, share in zip(sides, shares):
+        weights = preference.ravel()[voxels]
+        centers.append(rng.choice(voxels, size=share, p=weights / weights.sum()))
     centers = np.concatenate(centers)
-    count = centers.size
     voxel_mm3 = grid.slice_mm * grid.pixel_mm ** 2
     volumes = rng.dirichlet(np.ones(count)) * 1.6 * target * lung_voxels.size * voxel_mm3
     for center, volume in zip(zip(*np.unravel_index(centers, grid.shape)), volumes):
+        # a unit Gaussian falls to 1/2 at 1.18 sigma: the ball of ``volume`` inside that radius
         sigma_mm = np.clip((3 * volume / (4 * math.pi)) ** (1 / 3) / 1.18, 4.0, 45.0)
         sigma_mm = sigma_mm * rng.uniform(0.75, 1.3, size=3)
         _add_blob(field, grid, center, sigma_mm, rng.uniform(0.7, 1.0))
@@ -783,8 +799,13 @@ def _ramp(value: np.ndarray) -> np.ndarray:
     return np.clip(value, 0.0, 1.0)
 
 
+def _blend(hu: np.ndarray, weight: np.ndarray, value) -> None:
+    """Moves ``hu`` toward ``value`` (HU, scalar or array) by ``weight`` in [0, 1], in place."""
+    hu += weight * (value - hu)
+
+
 def _haze(field: np.ndarray, level: float, softness: float) -> np.ndarray:
-    """Opacity in [0, 1] rising smoothly from field = level * (1 - softness) to 1 + softness.
+    """Opacity in [0, 1], rising smoothly over field = level * (1 -+ softness).
 
     It is 1/2 at ``level``, the labelled border, so a soft lesion fades outside its label.
     """

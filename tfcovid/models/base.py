@@ -17,7 +17,6 @@ import keras
 from tfcovid.errors import WeightsError
 
 
-@keras.saving.register_keras_serializable(package="tfcovid")
 class TfcovidModel(keras.Model):
     """Base class of tfcovid's functional-in-subclass models.
 

@@ -122,7 +122,7 @@ class ReverseAttention(keras.layers.Layer):
     def call(self, features, coarse_logits, edge_features, training=None):
         x = self.conv1(reverse_attention(features, coarse_logits), training=training)
         edge_features = resize_bilinear(edge_features, spatial_size(features))
-        x = ops.concatenate([x, ops.cast(edge_features, x.dtype)], axis=-1)
+        x = ops.concatenate([x, edge_features], axis=-1)
         for conv in self.convs:
             x = ops.relu(conv(x, training=training))
         return self.head(x, training=training)

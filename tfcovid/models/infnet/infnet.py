@@ -23,6 +23,8 @@ Deliberate deviations from the reference code:
   with the Res2Net-50 backbone instead of the 33,121,721 usually quoted (spec 2.8).
 - Logit heads (PPD ``conv5``, the stage heads, the edge head), the residual additions and the
   resizes of logits run in float32, so under mixed precision every output is float32.
+- The backbone starts from its own initialisation unless ``backbone_weights`` names a local
+  ``.weights.h5`` file; the reference constructor always loads ImageNet weights (spec 1.1).
 - ``reverse_attention_channels`` and ``edge_channels`` (fixed at 256/64/64 and 64 in the
   reference) are arguments, so a tiny model exists for tests.
 """
@@ -156,7 +158,7 @@ class InfNetConfig:
 
     @classmethod
     def tiny(cls, **overrides) -> InfNetConfig:
-        """A narrow Inf-Net on ``res2net_tiny`` for tests and smoke runs (about 0.1 M parameters).
+        """A narrow Inf-Net on ``res2net_tiny`` for tests and smoke runs (about 0.2 M parameters).
 
         Args:
             **overrides: fields replacing the tiny values.
