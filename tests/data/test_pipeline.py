@@ -64,6 +64,13 @@ def test_hu_store_is_windowed_like_numpy(store_path):
     np.testing.assert_allclose(first["image"], expected, atol=1e-5)
 
 
+def test_edge_method_is_used(store_path):
+    cfg = config(store_path, image_size=(40, 56), edge_method="gradient")
+    (first,) = elements(pipeline.labelled_dataset(cfg, ["a"], batch=False).take(1))
+    label = synthetic.labelled_case("a").label[0]
+    np.testing.assert_array_equal(first["edge"][..., 0], transforms.edge_map(label, "gradient"))
+
+
 def test_window_settings_are_used(store_path):
     cfg = config(store_path, image_size=(40, 56), window_level_hu=-500, window_width_hu=1000)
     (first,) = elements(pipeline.labelled_dataset(cfg, ["a"], batch=False).take(1))

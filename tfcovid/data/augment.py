@@ -19,9 +19,9 @@ the mask, label and lung masks with nearest neighbour. Cutouts change the image 
 edges and priors keep what the hole hides (as in both references). Augmentation runs on a
 copy, never in place (SSInfNet's cached images accumulated cutouts; spec section 8.3).
 
-Reproducibility. Every call takes a seed, in the pipeline ``(config seed, epoch, element
-index)``; a NumPy ``SeedSequence`` of it seeds the NumPy and Python generators that
-albumentations draws from, so the same triple always gives the same augmentation whatever the
+Reproducibility. Every call takes a seed, in the pipeline ``(config seed, stream, epoch,
+element index)``; a NumPy ``SeedSequence`` of it seeds the NumPy and Python generators that
+albumentations draws from, so the same seed always gives the same augmentation whatever the
 thread, order or process. Each thread keeps its own albumentations pipelines, whose transforms
 hold per-call state.
 
@@ -287,7 +287,8 @@ def augment_tf(augmenter: Augmenter, element: dict, seed: tf.Tensor) -> dict:
         augmenter: the ``Augmenter``.
         element: dict of tensors; keys in ``AUGMENTED_KEYS`` must be (height, width, channels)
             and are augmented together, others pass through.
-        seed: int64 tensor (n,) of non-negative values, e.g. (config seed, epoch, index).
+        seed: int64 tensor (n,) of non-negative values, e.g. (config seed, stream, epoch,
+            index).
 
     Returns:
         a new element dict with the same dtypes and static shapes (height and width become

@@ -11,7 +11,8 @@ key                 shape, dtype               meaning
 ``"label"``         (H, W) int32               0 background, 1 ground-glass opacity,
                                                2 consolidation
 ``"edge"``          (H, W, 1) float32          infection boundary in [0, 1]
-                                               (``transforms.edge_map``, resized bilinearly)
+                                               (``transforms.edge_map`` at native size,
+                                               resized bilinearly)
 ``"prior"``         (H, W, C) float32          infection prior, scaled like the image
 ``"case_id"``       () string                  case of the slice
 ``"slice_index"``   () int32                   slice within its case
@@ -26,14 +27,14 @@ Unlabelled elements carry only ``image``, ``prior`` (zeros, when asked for), ``c
 Stages, each ``map`` with ``num_parallel_calls=tf.data.AUTOTUNE``:
 
 1. an index stream of (epoch, slice position), the slices permuted per epoch by a stateless
-   shuffle of (seed, epoch) when training;
+   shuffle of (seed, epoch, stream) when training;
 2. load: the slice is read from the store with h5py (cropped to its true size from the store's
    ``sizes``), windowed to [0, 1] (``"hu"`` stores: the HU window of the config;
    ``"windowed8"`` stores: grey level / 255), and its mask, label, edge and prior are derived
    at native resolution, as the references derive edges from full-size masks;
 3. augment (training, when ``augmentation`` is given): albumentations through
-   ``tf.numpy_function``, seeded by (seed, epoch, slice position), so any epoch can be
-   replayed exactly;
+   ``tf.numpy_function``, seeded by (seed, stream, epoch, slice position), stream 0 labelled
+   and 1 unlabelled, so any epoch can be replayed exactly;
 4. finish: resize to ``image_size`` (``transforms.resize_element``), optionally cut into
    ``patch_size`` tiles (``patches.extract_patches``; one element per tile), then the model's
    channels and normalisation.
@@ -72,6 +73,7 @@ from tfcovid.errors import DataError
 AUTOTUNE = tf.data.AUTOTUNE
 PRIOR_SOURCES = ("ground_truth", "zeros")
 _TARGET_KEYS = ("mask", "label", "edge")
+_STREAMS = {True: 0, False: 1}  # stream numbers in shuffle and augmentation seeds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +89,9 @@ class DataConfig:
         channels: 1, or 3 equal channels for ImageNet backbones. Defaults to 3.
         normalisation: "unit" ([0, 1]) or "imagenet" (3 channels). Defaults to "imagenet".
         include_edge: bool. Add the "edge" key to labelled elements. Defaults to True.
+        edge_method: "canny" (spec 4.5; one pixel wide) or "gradient" (two-pixel band, like
+            COVID-SemiSeg's doctor-label edges); see ``transforms.edge_map``. Defaults to
+            "canny".
         include_prior: bool. Add the "prior" key (multi-class models). Defaults to False.
         prior_source: "ground_truth" (``label > 0``; zeros for unlabelled slices) or "zeros".
             Defaults to "ground_truth".
@@ -111,6 +116,7 @@ class DataConfig:
     channels: int = 3
     normalisation: Literal["unit", "imagenet"] = "imagenet"
     include_edge: bool = True
+    edge_method: Literal["canny", "gradient"] = "canny"
     include_prior: bool = False
     prior_source: Literal["ground_truth", "zeros"] = "ground_truth"
     augmentation: augment.AugmentConfig | None = None
@@ -142,6 +148,9 @@ class DataConfig:
         if self.normalisation == "imagenet" and self.channels != 3:
             raise ValueError(f"ImageNet normalisation needs 3 channels. Received: "
                              f"channels={self.channels}")
+        if self.edge_method not in transforms.EDGE_METHODS:
+            raise ValueError(f"edge_method must be one of {transforms.EDGE_METHODS}. Received: "
+                             f"edge_method={self.edge_method!r}")
         if self.prior_source not in PRIOR_SOURCES:
             raise ValueError(f"prior_source must be one of {PRIOR_SOURCES}. Received: "
                              f"prior_source={self.prior_source!r}")
@@ -218,9 +227,13 @@ class _SliceSource:
         return arrays
 
 
-def _positions(count: int, shuffle: bool, seed: int, epochs: int | None,
+def _positions(count: int, shuffle: bool, seed: int, stream: int, epochs: int | None,
                first_epoch: int) -> tf.data.Dataset:
-    """(epoch, position) pairs, every position once per epoch, permuted per epoch if asked."""
+    """(epoch, position) pairs, every position once per epoch, permuted per epoch if asked.
+
+    The permutation is a stateless shuffle seeded by (seed, epoch) folded with the stream
+    number, so labelled and unlabelled streams are not permuted alike.
+    """
     if epochs is None:
         epoch_numbers = tf.data.Dataset.counter(first_epoch)
     else:
@@ -229,8 +242,9 @@ def _positions(count: int, shuffle: bool, seed: int, epochs: int | None,
     def one_epoch(epoch):
         order = tf.range(count, dtype=tf.int64)
         if shuffle:
-            order = tf.random.experimental.stateless_shuffle(
-                order, seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+            epoch_seed = tf.random.experimental.stateless_fold_in(
+                tf.stack([tf.constant(seed, tf.int64), epoch]), stream)
+            order = tf.random.experimental.stateless_shuffle(order, seed=epoch_seed)
         return tf.data.Dataset.from_tensor_slices(
             {"epoch": tf.fill([count], epoch), "position": order})
 
@@ -238,7 +252,11 @@ def _positions(count: int, shuffle: bool, seed: int, epochs: int | None,
 
 
 def _loader(source: _SliceSource, config: DataConfig, labelled: bool):
-    """The map function from (epoch, position) to a native-resolution element."""
+    """The map function from (epoch, position) to a native-resolution element.
+
+    The element's ``"seed"`` (config seed, stream, epoch, position), stream 0 labelled and 1
+    unlabelled, seeds its augmentation.
+    """
     case_ids = tf.constant(source.case_ids)
     slice_indices = tf.constant(source.slice_indices, tf.int32)
     dtypes = [tf.int16 if source.intensity == "hu" else tf.uint8]
@@ -257,15 +275,17 @@ def _loader(source: _SliceSource, config: DataConfig, labelled: bool):
         element = {"image": image[..., None],
                    "case_id": tf.gather(case_ids, index["position"]),
                    "slice_index": tf.gather(slice_indices, index["position"]),
-                   "seed": tf.stack([tf.constant(config.seed, tf.int64), index["epoch"],
-                                     index["position"]])}
+                   "seed": tf.stack([tf.constant(config.seed, tf.int64),
+                                     tf.constant(_STREAMS[labelled], tf.int64),
+                                     index["epoch"], index["position"]])}
         if labelled:
             label = arrays[1]
             element["label"] = tf.cast(label, tf.int32)[..., None]
             element["mask"] = tf.cast(label > 0, tf.float32)[..., None]
             if config.include_edge:
-                edge = tf.numpy_function(transforms.edge_map, [label], tf.float32,
-                                         stateful=False)
+                edge = tf.numpy_function(
+                    lambda mask: transforms.edge_map(mask, config.edge_method), [label],
+                    tf.float32, stateful=False)
                 edge.set_shape([None, None])
                 element["edge"] = edge[..., None]
         if config.include_prior:
@@ -301,8 +321,8 @@ def _element_dataset(config: DataConfig, case_ids: Sequence[str] | None, labelle
         raise ValueError(f"epochs must be positive (or None for endless) and first_epoch "
                          f"non-negative. Received: epochs={epochs}, first_epoch={first_epoch}")
     source = _SliceSource(config.store, case_ids, labelled, config.cache)
-    dataset = _positions(len(source), training and config.shuffle, config.seed, epochs,
-                         first_epoch)
+    dataset = _positions(len(source), training and config.shuffle, config.seed,
+                         _STREAMS[labelled], epochs, first_epoch)
     dataset = dataset.map(_loader(source, config, labelled), num_parallel_calls=AUTOTUNE)
     if training and config.augmentation is not None:
         augmenter = augment.build_augmenter(config.augmentation)
