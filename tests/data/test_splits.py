@@ -106,3 +106,12 @@ def test_store_case_table(tmp_path):
                        synthetic.unlabelled_case("u")], intensity="hu")
     assert splits.store_case_table(path) == (["a", "u"], ["p1", ""], [2, None])
     assert splits.store_case_table(path, labelled_only=True) == (["a"], ["p1"], [2])
+
+
+def test_a_small_stratified_cohort_still_fills_every_part():
+    # 6 patients, 2 per severity class: a 0.5/0.17/0.33 split needs 3/1/2 patients
+    case_ids = [f"p{index}" for index in range(6)]
+    for seed in range(20):
+        split = splits.train_val_test_split(case_ids, (0.5, 0.17, 0.33),
+                                            severities=[0, 0, 1, 1, 2, 2], seed=seed)
+        assert (len(split.train), len(split.val), len(split.test)) == (3, 1, 2)

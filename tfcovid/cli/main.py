@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 
@@ -43,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"tfcovid: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except BrokenPipeError:  # output piped into a reader that stopped early, e.g. `| head`
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except KeyboardInterrupt:
         print("tfcovid: interrupted", file=sys.stderr)
         return 130

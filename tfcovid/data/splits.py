@@ -76,10 +76,11 @@ def train_val_test_split(case_ids: Sequence[str],
     """Splits cases into train, validation and test parts by patient.
 
     Patients are shuffled with ``seed`` inside each stratum (severity class; all cases when
-    ``severities`` is None; a patient's stratum is its most severe case) and laid end to end;
-    each patient goes to the part in which the midpoint of its run of cases falls, cutting the
-    run at the cumulative fractions. Each part so holds the requested fraction of every
-    stratum's cases to within about half a patient.
+    ``severities`` is None; a patient's stratum is its most severe case), each stratum is
+    spread evenly along one line of all patients, and each patient goes to the part in which
+    the midpoint of its run of cases falls, cutting the line at the cumulative fractions.
+    Each part so holds about the requested fraction of the cases (to within about half a
+    patient) and of every stratum.
 
     Args:
         case_ids: sequence of str, unique.
@@ -104,17 +105,24 @@ def train_val_test_split(case_ids: Sequence[str],
     groups = _groups(case_ids, patient_ids)
     strata = _strata(case_ids, severities)
     rng = np.random.default_rng(seed)
-    boundaries = np.cumsum(fractions)[:-1]
-    part_of_group = {}
     unique_groups = np.unique(groups)
     group_stratum = {group: strata[groups == group].max() for group in unique_groups}
+    # Each stratum's shuffled patients are spread evenly over [0, 1) and all patients are laid
+    # end to end in that order, so every stretch of the line (every part) holds about its
+    # share of each stratum, and even a small part of a small data set gets a patient.
+    size_of = {group: np.count_nonzero(groups == group) for group in unique_groups}
+    position = {}
     for stratum in np.unique(strata):
         members = [group for group in unique_groups if group_stratum[group] == stratum]
         members = [members[index] for index in rng.permutation(len(members))]
-        sizes = np.asarray([np.count_nonzero(groups == group) for group in members], np.float64)
-        midpoints = (np.cumsum(sizes) - sizes / 2) / sizes.sum()
-        for group, part in zip(members, np.searchsorted(boundaries, midpoints, side="right")):
-            part_of_group[group] = part
+        sizes = np.asarray([size_of[group] for group in members], np.float64)
+        middles = (np.cumsum(sizes) - sizes / 2) / sizes.sum()
+        position.update(zip(members, middles + rng.uniform(0, 1e-9, len(members))))
+    order = sorted(unique_groups, key=position.__getitem__)
+    sizes = np.asarray([size_of[group] for group in order], np.float64)
+    midpoints = (np.cumsum(sizes) - sizes / 2) / sizes.sum()
+    parts_of_order = np.searchsorted(np.cumsum(fractions)[:-1], midpoints, side="right")
+    part_of_group = dict(zip(order, parts_of_order))
     parts = [[], [], []]
     for case_id, group in zip(case_ids, groups):
         parts[part_of_group[group]].append(case_id)
