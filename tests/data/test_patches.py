@@ -45,8 +45,8 @@ def test_overlaps_are_averaged():
     # holds the constant k (k = 4 * row + col). Pixel (2, 2) is covered by patches 0, 1, 4, 5
     # -> 2.5; pixel (3, 9) by 3 and 7 -> 5; pixel (0, 0) by 0 alone -> 0.
     _, grid = patches.tile(np.zeros((1, 6, 10, 1), np.float32), size=4, stride=2)
-    constant = np.arange(8, dtype=np.float32)[:, None, None, None] * np.ones((8, 4, 4, 1),
-                                                                               np.float32)
+    constant = (np.arange(8, dtype=np.float32)[:, None, None, None]
+                * np.ones((8, 4, 4, 1), np.float32))
     stitched = patches.stitch(constant, grid).numpy()[0, :, :, 0]
     assert stitched[2, 2] == 2.5 and stitched[3, 9] == 5 and stitched[0, 0] == 0
     sums, counts = np.zeros((6, 10)), np.zeros((6, 10))

@@ -163,9 +163,8 @@ def test_patch_mode_tiles_native_slices(store_path):
     assert counts[0] == 24
     first = next(e for e in stream if e["slice_index"] == 1 and e["patch_index"] == 0)
     case = synthetic.labelled_case("c", sizes=np.array([[40, 56], [30, 41]]))
-    np.testing.assert_allclose(first["image"][..., 0], transforms.window_hu(case.image[1,
-                                                                                  :16, :16]),
-                               atol=1e-6)
+    expected = transforms.window_hu(case.image[1, :16, :16])
+    np.testing.assert_allclose(first["image"][..., 0], expected, atol=1e-6)
     spec = pipeline.labelled_dataset(cfg, ["c"]).element_spec
     assert spec["image"].shape.as_list() == [None, 16, 16, 1]
     assert spec["label"].shape.as_list() == [None, 16, 16]

@@ -310,4 +310,3 @@ def augment_tf(augmenter: Augmenter, element: dict, seed: tf.Tensor) -> dict:
         output.set_shape(shape)
         result[key] = output
     return result
-

@@ -215,8 +215,8 @@ def model_input_tf(image: tf.Tensor, channels: int, normalisation: str) -> tf.Te
         raise ValueError(f"ImageNet normalisation needs 3 channels. Received: channels={channels}")
     image = tf.repeat(image, channels, axis=-1) if channels == 3 else image
     if normalisation == "imagenet":
-        image = (image - tf.constant(IMAGENET_MEAN, tf.float32)) / tf.constant(IMAGENET_STD,
-                                                                                tf.float32)
+        mean, std = tf.constant(IMAGENET_MEAN, tf.float32), tf.constant(IMAGENET_STD, tf.float32)
+        image = (image - mean) / std
     return image
 
 

@@ -59,8 +59,9 @@ def test_missing_and_corrupt_files(tmp_path):
 
 
 @settings(max_examples=20, deadline=None)
-@given(labels=hnp.arrays(np.uint8, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1,
-                                                      max_side=9), elements=st.integers(0, 2)))
+@given(labels=hnp.arrays(np.uint8,
+                         hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=9),
+                         elements=st.integers(0, 2)))
 def test_class_masks_palette_and_grey_renderings_agree(tmp_path_factory, labels):
     folder = tmp_path_factory.mktemp("masks")
     write_palette_mask(folder / "palette.png", labels)
