@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tfcovid.models import backbones, infnet  # noqa: F401  (register their builders)
+from tfcovid.models import backbones, fcn, infnet, unet  # noqa: F401  (register their builders)
+from tfcovid.models.infnet import infnet_multiclass  # noqa: F401  (registers its builder)
 from tfcovid.registry import MODELS
 
 
