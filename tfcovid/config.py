@@ -1,0 +1,481 @@
+"""Experiment configuration: frozen dataclasses, loaded from YAML, overridden, validated, dumped.
+
+An experiment is a tree of frozen dataclasses (STYLE section 3, "Configuration"), resolved in
+the Model Garden's order:
+
+1. the dataclass defaults (the paper's values);
+2. a shipped experiment, ``tfcovid/configs/<name>.yaml``: named directly, or as ``base: <name>``
+   at the top of a user YAML;
+3. the user YAML;
+4. ``--set key=value`` overrides, each value parsed as YAML (``train.scales=[0.75, 1, 1.25]``);
+5. validation: an unknown key, a wrong type or an out-of-range value is a `ConfigError`
+   ``<source>: <dotted key>: <problem>``, the source being the file (or ``--set``) that set
+   the key.
+
+Sections: ``model`` (``name`` plus the options of the registered model's config dataclass,
+written flat beside it), ``data`` (`tfcovid.data.pipeline.DataConfig` without ``batch_size``
+and ``seed``, which come from ``train``), ``loss``, ``optimizer``, ``train`` and ``workdir``.
+Relative paths (``data.store``, ``workdir``) are relative to the working directory.
+
+Example:
+
+>>> experiment = load_experiment("infnet_semiseg", overrides=["train.epochs=2"])
+>>> experiment.train.epochs, experiment.train.batch_size, experiment.data.image_size
+(2, 24, (352, 352))
+>>> experiment.train.scale_sizes()
+((256, 256), (352, 352), (448, 448))
+>>> load_experiment("infnet_semiseg", overrides=["train.epoks=2"])
+Traceback (most recent call last):
+    ...
+tfcovid.errors.ConfigError: --set train.epoks=2: train.epoks: unknown key; known: epochs, ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from tfcovid.data.pipeline import DataConfig
+from tfcovid.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+SIZE_MULTIPLE_PX = 32  # multi-scale sizes are rounded to the backbone's output stride
+_TRAIN_OWNED_DATA_KEYS = ("batch_size", "seed")  # data keys set from the train section
+_DEFAULTS_SOURCE = "defaults"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The network: a name in `tfcovid.registry.MODELS` and the options of its config dataclass.
+
+    Args:
+        name: str. Registered model name. Defaults to "infnet".
+        options: dict. Fields of the model's config dataclass (``InfNetConfig`` for "infnet");
+            missing ones take that dataclass's defaults. Defaults to {}.
+    """
+
+    name: str = "infnet"
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def model_config(self) -> Any:
+        """The registered config dataclass of ``name`` built from ``options``."""
+        from tfcovid.registry import MODELS
+
+        return MODELS.config(self.name)(**self.options)
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    """Inf-Net deep supervision: structure loss on lateral_5..2 plus the edge loss (spec 3).
+
+    Args:
+        bce_weighting: "weighted" (the intended weighted BCE) or "as_run" (the reference's
+            unweighted batch mean, spec 3.1). Defaults to "weighted".
+        pixel_loss: "bce" or "focal" (SSInfNet ``--focal_loss``, spec 3.4). Defaults to "bce".
+        weights: dict from output name (lateral_5, lateral_4, lateral_3, lateral_2, edge) to
+            its weight; missing names weigh 1. Defaults to {} (all 1, the reference).
+    """
+
+    bce_weighting: Literal["weighted", "as_run"] = "weighted"
+    pixel_loss: Literal["bce", "focal"] = "bce"
+    weights: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        known = ("lateral_5", "lateral_4", "lateral_3", "lateral_2", "edge")
+        unknown = sorted(set(self.weights) - set(known))
+        if unknown:
+            raise ValueError(f"weights may only name {', '.join(known)}. Received: "
+                             f"weights={dict(self.weights)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    """Optimizer, clipping, Lookahead and learning-rate schedule (spec 4.1, 4.4, 8.2, 15).
+
+    Args:
+        name: "adam" (beta 0.9/0.999, epsilon 1e-8) or "sgd" (`TorchSGD`). Defaults to "adam".
+        learning_rate: float > 0. Base learning rate. Defaults to 1e-4.
+        momentum: float in [0, 1). SGD only. Defaults to 0.0.
+        weight_decay: float >= 0. Coupled L2 (PyTorch's), SGD only. Defaults to 0.0.
+        clip_value: float > 0 or None. Every gradient element is clamped to
+            [-clip_value, clip_value] before each step. Defaults to 0.5.
+        lookahead: bool. Wrap the optimizer in `Lookahead`. Defaults to False.
+        lookahead_k: int >= 1. Lookahead synchronisation period. Defaults to 5.
+        lookahead_alpha: float in (0, 1]. Lookahead slow step size. Defaults to 0.5.
+        schedule: "constant", "step" (intended ``lr 0.1^floor(epoch/50)``) or "as_run" (the
+            reference's compounding decay, spec 4.4). Defaults to "step".
+        decay_rate: float. Decay factor of the step schedules. Defaults to 0.1.
+        decay_epochs: int >= 1. Epochs between decays. Defaults to 50.
+    """
+
+    name: Literal["adam", "sgd"] = "adam"
+    learning_rate: float = 1e-4
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    clip_value: float | None = 0.5
+    lookahead: bool = False
+    lookahead_k: int = 5
+    lookahead_alpha: float = 0.5
+    schedule: Literal["constant", "step", "as_run"] = "step"
+    decay_rate: float = 0.1
+    decay_epochs: int = 50
+
+    def __post_init__(self):
+        _require(self.learning_rate > 0, "learning_rate", self.learning_rate, "must be positive")
+        _require(0 <= self.momentum < 1, "momentum", self.momentum, "must lie in [0, 1)")
+        _require(self.weight_decay >= 0, "weight_decay", self.weight_decay, "must be >= 0")
+        _require(self.clip_value is None or self.clip_value > 0, "clip_value", self.clip_value,
+                 "must be positive or null")
+        _require(self.lookahead_k >= 1, "lookahead_k", self.lookahead_k, "must be >= 1")
+        _require(0 < self.lookahead_alpha <= 1, "lookahead_alpha", self.lookahead_alpha,
+                 "must lie in (0, 1]")
+        _require(self.decay_epochs >= 1, "decay_epochs", self.decay_epochs, "must be >= 1")
+        _require(self.name == "sgd" or (self.momentum == 0 and self.weight_decay == 0),
+                 "momentum", self.momentum, "and weight_decay apply to sgd only")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """The training loop (spec 4.1, 4.3).
+
+    Args:
+        epochs: int >= 1. Epochs, counted from 1. Defaults to 100.
+        batch_size: int >= 1. Global batch size (split over replicas). Defaults to 24.
+        seed: int >= 0. Seeds Python, NumPy, TensorFlow, the split and the data. Defaults to 0.
+        deterministic: bool. Also enable TensorFlow's op determinism (slower). Defaults to
+            False.
+        loop: "custom": the `tf.function` loop with multi-scale steps. Defaults to "custom".
+        precision: "float32", "mixed_float16" (with loss scaling) or "mixed_bfloat16".
+            Defaults to "float32".
+        jit_compile: bool. XLA-compile the training step. Defaults to False.
+        run_eagerly: bool. Run steps eagerly instead of tracing them (debugging; tiny test
+            runs, where tracing costs more than the steps). Defaults to False.
+        scales: tuple of float > 0. Multi-scale rates, one optimizer step per rate and batch,
+            in this order; each size is ``round(image_size * rate / 32) * 32``. Defaults to
+            (0.75, 1.0, 1.25).
+        steps_per_epoch: int >= 1 or None. Cap on batches per epoch (None: every full batch
+            of the training cases). Defaults to None.
+        validation_fraction: float in [0, 1). Share of the cases (by patient) validated after
+            every epoch; 0 turns validation and the best-weights file off. Defaults to 0.2.
+        test_fraction: float in [0, 1). Share of the cases held out and never read by
+            training. Defaults to 0.0.
+        checkpoints_to_keep: int >= 1. Epoch checkpoints kept. Defaults to 3.
+    """
+
+    epochs: int = 100
+    batch_size: int = 24
+    seed: int = 0
+    deterministic: bool = False
+    loop: Literal["custom"] = "custom"
+    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
+    jit_compile: bool = False
+    run_eagerly: bool = False
+    scales: tuple[float, ...] = (0.75, 1.0, 1.25)
+    steps_per_epoch: int | None = None
+    validation_fraction: float = 0.2
+    test_fraction: float = 0.0
+    checkpoints_to_keep: int = 3
+
+    def __post_init__(self):
+        _require(self.epochs >= 1, "epochs", self.epochs, "must be >= 1")
+        _require(self.batch_size >= 1, "batch_size", self.batch_size, "must be >= 1")
+        _require(self.seed >= 0, "seed", self.seed, "must be >= 0")
+        _require(len(self.scales) >= 1 and min(self.scales) > 0, "scales", self.scales,
+                 "must be one or more positive rates")
+        _require(self.steps_per_epoch is None or self.steps_per_epoch >= 1, "steps_per_epoch",
+                 self.steps_per_epoch, "must be >= 1 or null")
+        _require(0 <= self.validation_fraction < 1, "validation_fraction",
+                 self.validation_fraction, "must lie in [0, 1)")
+        _require(0 <= self.test_fraction < 1 - self.validation_fraction, "test_fraction",
+                 self.test_fraction, "must lie in [0, 1 - validation_fraction)")
+        _require(self.checkpoints_to_keep >= 1, "checkpoints_to_keep", self.checkpoints_to_keep,
+                 "must be >= 1")
+
+    def scale_sizes(self, image_size: tuple[int, int] = (352, 352)) -> tuple[tuple[int, int], ...]:
+        """(height, width) in px of each rate: ``round(side * rate / 32) * 32`` (spec 4.1)."""
+        return tuple(tuple(max(SIZE_MULTIPLE_PX, round(side * rate / SIZE_MULTIPLE_PX)
+                               * SIZE_MULTIPLE_PX) for side in image_size)
+                     for rate in self.scales)
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """One training run: every setting, nothing else feeds hyper-parameters.
+
+    Args:
+        model, data, loss, optimizer, train: the sections; ``data.batch_size`` and
+            ``data.seed`` are always ``train.batch_size`` and ``train.seed``.
+        workdir: str or None. Folder of checkpoints, logs and the trained network; the
+            ``tfcovid train --workdir`` flag and ``train(..., workdir=)`` take precedence.
+    """
+
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    workdir: str | None = None
+
+    def __post_init__(self):
+        data = dataclasses.replace(self.data, batch_size=self.train.batch_size,
+                                   seed=self.train.seed)
+        object.__setattr__(self, "data", data)
+
+
+def _require(condition: bool, name: str, value: Any, problem: str) -> None:
+    if not condition:
+        raise ValueError(f"{name} {problem}. Received: {name}={value!r}")
+
+
+def shipped_names() -> tuple[str, ...]:
+    """Names of the experiments in ``tfcovid/configs/``, sorted."""
+    return tuple(sorted(path.stem for path in CONFIG_DIR.glob("*.yaml")))
+
+
+def load_experiment(path_or_name: str | os.PathLike, overrides: Sequence[str] = ()) -> Experiment:
+    """Resolves an experiment: shipped YAML, user YAML, ``key=value`` overrides, validation.
+
+    Args:
+        path_or_name: a YAML file (optionally starting from a shipped experiment with
+            ``base: <name>``) or the name of a shipped experiment (``shipped_names()``).
+        overrides: sequence of "dotted.key=value" strings, values parsed as YAML.
+
+    Returns:
+        the validated `Experiment`.
+
+    Raises:
+        ConfigError: an unknown experiment name or key, a wrong type, an out-of-range value,
+            an unreadable file or a malformed override; the message names the source and the
+            dotted key.
+    """
+    layers = []
+    text = os.fspath(path_or_name)
+    if text.endswith((".yaml", ".yml")) or os.sep in text or os.path.isfile(text):
+        user = _read_yaml(Path(text))
+        base = user.pop("base", None)
+        if base is not None:
+            layers.append(_shipped_layer(base, f"{text}: base"))
+        layers.append((text, user))
+    else:
+        layers.append(_shipped_layer(text, "experiment"))
+    for override in overrides:
+        layers.append((f"--set {override}", _parse_override(override)))
+    raw, sources = {}, {}
+    for source, tree in layers:
+        _merge(raw, tree, source, sources, "")
+    return _build_experiment(raw, sources)
+
+
+def dump(experiment: Experiment, path: str | os.PathLike) -> None:
+    """Writes the resolved experiment as YAML that `load_experiment` reads back unchanged.
+
+    Written to a temporary file moved into place, so ``path`` is never half written.
+    """
+    tree = _plain(dataclasses.asdict(experiment))
+    tree["model"] = {"name": tree["model"]["name"], **tree["model"]["options"]}
+    for key in _TRAIN_OWNED_DATA_KEYS:
+        del tree["data"][key]
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "w") as file:
+        file.write("# resolved by tfcovid.config; load with tfcovid.config.load_experiment\n")
+        yaml.safe_dump(tree, file, sort_keys=False)
+    os.replace(temporary, path)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        with open(path) as file:
+            tree = yaml.safe_load(file)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from None
+    if tree is None:
+        return {}
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(tree).__name__}")
+    return tree
+
+
+def _shipped_layer(name: Any, source: str) -> tuple[str, dict]:
+    if not isinstance(name, str) or name not in shipped_names():
+        raise ConfigError(f"{source}: unknown experiment {name!r}; known: "
+                          f"{', '.join(shipped_names())}, or a path to a .yaml file")
+    path = CONFIG_DIR / f"{name}.yaml"
+    return f"configs/{name}.yaml", _read_yaml(path)
+
+
+def _parse_override(override: str) -> dict:
+    key, separator, text = override.partition("=")
+    key = key.strip()
+    if not separator or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", key):
+        raise ConfigError(f"--set {override}: expected dotted.key=value")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {override}: value is not valid YAML") from None
+    tree = value
+    for part in reversed(key.split(".")):
+        tree = {part: tree}
+    return tree
+
+
+def _merge(raw: dict, tree: Mapping, source: str, sources: dict, prefix: str) -> None:
+    """Merges ``tree`` into ``raw`` (mappings key by key), noting each key's source."""
+    if not isinstance(tree, Mapping):
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'top level'}: expected a mapping, "
+                          f"got {tree!r}")
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        sources[dotted] = source
+        if isinstance(value, Mapping) and isinstance(raw.get(key), dict):
+            _merge(raw[key], value, source, sources, f"{dotted}.")
+        elif isinstance(value, Mapping):
+            raw[key] = {}
+            _merge(raw[key], value, source, sources, f"{dotted}.")
+        else:
+            raw[key] = value
+
+
+def _source(sources: dict, dotted: str) -> str:
+    while dotted:
+        if dotted in sources:
+            return sources[dotted]
+        dotted = dotted.rpartition(".")[0]
+    return _DEFAULTS_SOURCE
+
+
+def _build_experiment(raw: dict, sources: dict) -> Experiment:
+    raw = dict(raw)
+    model_raw = raw.pop("model", {})
+    data_raw = raw.get("data", {})
+    for key in _TRAIN_OWNED_DATA_KEYS:
+        if isinstance(data_raw, Mapping) and key in data_raw:
+            raise ConfigError(f"{_source(sources, f'data.{key}')}: data.{key}: set by "
+                              f"train.{key}; set that instead")
+    if not isinstance(model_raw, Mapping):
+        raise ConfigError(f"{_source(sources, 'model')}: model: expected a mapping, got "
+                          f"{model_raw!r}")
+    model_raw = dict(model_raw)
+    name = _coerce(str, model_raw.pop("name", ModelConfig.name), "model.name", sources)
+    from tfcovid.registry import MODELS
+
+    try:
+        config_type = MODELS.config(name)
+    except ConfigError as error:
+        raise ConfigError(f"{_source(sources, 'model.name')}: {error}") from None
+    options = _build(config_type, model_raw, "model.", sources)
+    model = ModelConfig(name, dataclasses.asdict(options))
+    partial = _build(Experiment, {**raw, "data": {**data_raw}}, "", sources)
+    return dataclasses.replace(partial, model=model)
+
+
+def _build(cls: type, raw: Any, prefix: str, sources: dict) -> Any:
+    """A ``cls`` instance from a mapping, every value checked against the field's type."""
+    section = prefix.rstrip(".") or "top level"
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{_source(sources, section)}: {section}: expected a mapping, got "
+                          f"{raw!r}")
+    fields = [field.name for field in dataclasses.fields(cls) if field.init]
+    hints = typing.get_type_hints(cls)
+    for key in raw:
+        if key not in fields:
+            known = [field for field in fields
+                     if not (cls is DataConfig and field in _TRAIN_OWNED_DATA_KEYS)]
+            raise ConfigError(f"{_source(sources, prefix + str(key))}: {prefix}{key}: unknown "
+                              f"key; known: {', '.join(known)}")
+    values = {key: _coerce(hints[key], value, prefix + key, sources)
+              for key, value in raw.items()}
+    try:
+        return cls(**values)
+    except (ValueError, TypeError) as error:
+        named = re.search(r"Received: (\w+)=", str(error))
+        dotted = prefix + named.group(1) if named else section
+        raise ConfigError(f"{_source(sources, dotted)}: {dotted}: "
+                          f"{' '.join(str(error).split())}") from None
+
+
+def _coerce(hint: Any, value: Any, dotted: str, sources: dict) -> Any:
+    """``value`` checked against (and converted to) the type ``hint``."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+
+    def fail(expected: str):
+        raise ConfigError(f"{_source(sources, dotted)}: {dotted}: expected {expected}, got "
+                          f"{value!r}")
+
+    if hint is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [arg for arg in args if arg is not type(None)]
+        if len(options) == 1 and value is not None:  # its own error names the inner problem
+            return _coerce(options[0], value, dotted, sources)
+        for option in options:
+            try:
+                return _coerce(option, value, dotted, sources)
+            except ConfigError:
+                continue
+        fail(" or ".join("null" if arg is type(None) else _describe(arg) for arg in args))
+    if origin is Literal:
+        return value if value in args else fail(f"one of {', '.join(map(repr, args))}")
+    if hint is bool:
+        return value if isinstance(value, bool) else fail("true or false")
+    if hint is int:
+        return value if isinstance(value, int) and not isinstance(value, bool) else fail("an int")
+    if hint is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                fail("a number")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        fail("a number")
+    if hint is str:
+        return value if isinstance(value, str) else fail("a string")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            fail(_describe(hint))
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], item, dotted, sources) for item in value)
+        if len(value) != len(args):
+            fail(_describe(hint))
+        return tuple(_coerce(arg, item, dotted, sources) for arg, item in zip(args, value))
+    if origin in (dict, Mapping):
+        if not isinstance(value, Mapping):
+            fail("a mapping")
+        return {_coerce(args[0], key, dotted, sources):
+                _coerce(args[1], item, f"{dotted}.{key}", sources) for key, item in value.items()}
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, f"{dotted}.", sources)
+    raise TypeError(f"unsupported config field type. Received: {dotted}: {hint!r}")
+
+
+def _describe(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {_describe(args[0])}"
+        return f"a list of {len(args)} values"
+    if dataclasses.is_dataclass(hint):
+        return "a mapping"
+    return {int: "an int", float: "a number", str: "a string", bool: "true or false"}.get(
+        hint, getattr(hint, "__name__", str(hint)))
