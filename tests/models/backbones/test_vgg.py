@@ -1,7 +1,5 @@
 """VGG16 backbone: taps, strides, parameter count, and first-kernel tiling from a weights file."""
 
-import json
-
 import hypothesis
 import hypothesis.strategies as st
 import keras
@@ -11,6 +9,7 @@ import pytest
 from tfcovid.errors import WeightsError
 from tfcovid.models.backbones.vgg import VGG16Backbone, tile_first_kernel, vgg16, vgg16_tiny
 from tfcovid.registry import BACKBONES
+from tests.models import checks
 
 
 def count(weights):
@@ -76,12 +75,8 @@ def test_a_six_channel_weights_file_is_a_weights_error(tmp_path):
 
 
 def test_config_round_trip_rebuilds_the_same_graph():
-    backbone = vgg16_tiny(input_channels=6)
-    config = json.loads(json.dumps(keras.saving.serialize_keras_object(backbone)))
-    restored = keras.saving.deserialize_keras_object(config)
-    assert isinstance(restored, VGG16Backbone)
-    assert restored.get_config() == backbone.get_config()
-    assert [w.shape for w in restored.weights] == [w.shape for w in backbone.weights]
+    restored = checks.assert_config_round_trip(vgg16_tiny(input_channels=6))
+    assert isinstance(restored, VGG16Backbone) and restored.input_channels == 6
 
 
 def test_invalid_stages_echo_the_values():

@@ -1,15 +1,14 @@
 """FCN-8s on VGG16: outputs, parameter count, PyTorch transposed convolution, serialisation."""
 
-import json
-
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import tfcovid.models
-from tfcovid.models.fcn import FCN8, FCN8Config
+from tfcovid.models.fcn import FCN8Config
 from tfcovid.models.fcn.fcn8 import _deconv
+from tests.models import checks
 
 
 @pytest.fixture(scope="module")
@@ -78,21 +77,11 @@ def test_full_width_parameter_count_by_hand():
 
 
 def test_config_json_round_trip_gives_the_same_model(tiny_model, images):
-    config = json.loads(json.dumps(keras.saving.serialize_keras_object(tiny_model)))
-    restored = keras.saving.deserialize_keras_object(config)
-    assert isinstance(restored, FCN8) and restored.get_config() == tiny_model.get_config()
-    restored.set_weights(tiny_model.get_weights())
-    np.testing.assert_allclose(restored(images)["logits"].numpy(),
-                               tiny_model(images)["logits"].numpy(), atol=1e-6)
+    checks.assert_config_round_trip(tiny_model, images)
 
 
 def test_keras_file_save_and_load(tiny_model, images, tmp_path):
-    path = tmp_path / "fcn8.keras"
-    tiny_model.save(path)
-    loaded = keras.saving.load_model(path)
-    assert isinstance(loaded, FCN8)
-    np.testing.assert_allclose(loaded(images)["logits"].numpy(),
-                               tiny_model(images)["logits"].numpy(), atol=1e-6)
+    checks.assert_keras_file_round_trip(tiny_model, images, tmp_path / "fcn8.keras")
 
 
 def test_a_gradient_step_changes_every_weight(images):

@@ -1,17 +1,16 @@
 """Single-class Inf-Net: outputs, parameter counts, serialisation, a training step."""
 
-import json
-
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import tfcovid.models
-from tfcovid.models.infnet import InfNet, InfNetConfig
+from tfcovid.models.infnet import InfNetConfig
 from tfcovid.models.infnet.attention import reverse_attention
 from tfcovid.models.infnet.partial_decoder import PartialDecoder
 from tfcovid.models.infnet.rfb import ReceptiveFieldBlock
+from tests.models import checks
 
 KEYS = {"lateral_5", "lateral_4", "lateral_3", "lateral_2", "edge"}
 
@@ -82,22 +81,11 @@ def test_reverse_attention_matches_numpy():
 
 
 def test_config_json_round_trip_gives_the_same_structure(tiny_model, images):
-    config = json.loads(json.dumps(keras.saving.serialize_keras_object(tiny_model)))
-    restored = keras.saving.deserialize_keras_object(config)
-    assert isinstance(restored, InfNet) and restored.get_config() == tiny_model.get_config()
-    assert [w.shape for w in restored.weights] == [w.shape for w in tiny_model.weights]
-    restored.set_weights(tiny_model.get_weights())
-    for key, value in tiny_model(images).items():
-        np.testing.assert_allclose(restored(images)[key].numpy(), value.numpy(), atol=1e-6)
+    checks.assert_config_round_trip(tiny_model, images)
 
 
 def test_keras_file_save_and_load(tiny_model, images, tmp_path):
-    path = tmp_path / "infnet.keras"
-    tiny_model.save(path)
-    loaded = keras.saving.load_model(path)
-    assert isinstance(loaded, InfNet)
-    for key, value in tiny_model(images).items():
-        np.testing.assert_allclose(loaded(images)[key].numpy(), value.numpy(), atol=1e-6)
+    checks.assert_keras_file_round_trip(tiny_model, images, tmp_path / "infnet.keras")
 
 
 def test_a_gradient_step_changes_weights_and_gives_a_finite_loss(images):

@@ -1,13 +1,12 @@
 """Multi-class Inf-Net: the U-Net on image + prior, its prior setting and serialisation."""
 
-import json
-
 import keras
 import numpy as np
 import pytest
 
 import tfcovid.models
 from tfcovid.models.infnet.infnet_multiclass import InfNetMultiClass, InfNetMultiClassConfig
+from tests.models import checks
 
 
 @pytest.fixture(scope="module")
@@ -32,17 +31,11 @@ def test_full_width_parameter_count_is_the_reference_unet():
 
 
 def test_the_prior_setting_survives_json_and_keras_files(tiny_model, tmp_path):
-    config = json.loads(json.dumps(keras.saving.serialize_keras_object(tiny_model)))
-    restored = keras.saving.deserialize_keras_object(config)
-    assert isinstance(restored, InfNetMultiClass) and restored.prior == "ground_truth"
-    assert restored.get_config() == tiny_model.get_config()
-    path = tmp_path / "infnet_multiclass.keras"
-    tiny_model.save(path)
-    loaded = keras.saving.load_model(path)
     inputs = np.random.default_rng(1).normal(size=(2, 32, 48, 6)).astype("float32")
-    assert loaded.prior == "ground_truth"
-    np.testing.assert_allclose(loaded(inputs)["logits"].numpy(),
-                               tiny_model(inputs)["logits"].numpy(), atol=1e-6)
+    assert checks.assert_config_round_trip(tiny_model).prior == "ground_truth"
+    loaded = checks.assert_keras_file_round_trip(tiny_model, inputs,
+                                                 tmp_path / "infnet_multiclass.keras")
+    assert isinstance(loaded, InfNetMultiClass) and loaded.prior == "ground_truth"
 
 
 def test_unknown_prior_echoes_the_value():

@@ -1,7 +1,5 @@
 """Multi-class U-Net: outputs, parameter counts, re-injection, padding, serialisation, a step."""
 
-import json
-
 import hypothesis
 import hypothesis.strategies as st
 import keras
@@ -13,6 +11,7 @@ import tfcovid.models
 from tfcovid.errors import ConfigError
 from tfcovid.models.unet import UNet, UNetConfig
 from tfcovid.models.unet.unet import NearestResize, PadToReference, UpsampleBilinear
+from tests.models import checks
 
 VARIANTS = ("baseline", "improved")
 
@@ -113,21 +112,12 @@ def test_upsampling_aligns_corners_as_tensorflow_v1():
 
 
 def test_config_json_round_trip_gives_the_same_model(improved_model, images):
-    config = json.loads(json.dumps(keras.saving.serialize_keras_object(improved_model)))
-    restored = keras.saving.deserialize_keras_object(config)
-    assert isinstance(restored, UNet) and restored.get_config() == improved_model.get_config()
-    restored.set_weights(improved_model.get_weights())
-    np.testing.assert_allclose(restored(images)["logits"].numpy(),
-                               improved_model(images)["logits"].numpy(), atol=1e-6)
+    checks.assert_config_round_trip(improved_model, images)
 
 
 def test_keras_file_save_and_load(improved_model, images, tmp_path):
-    path = tmp_path / "unet.keras"
-    improved_model.save(path)
-    loaded = keras.saving.load_model(path)
-    assert isinstance(loaded, UNet) and loaded.variant == improved_model.variant
-    np.testing.assert_allclose(loaded(images)["logits"].numpy(),
-                               improved_model(images)["logits"].numpy(), atol=1e-6)
+    loaded = checks.assert_keras_file_round_trip(improved_model, images, tmp_path / "unet.keras")
+    assert loaded.variant == "improved"
 
 
 def test_a_gradient_step_changes_the_weights(images):
