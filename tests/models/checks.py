@@ -44,3 +44,23 @@ def assert_keras_file_round_trip(model, inputs, path):
     assert loaded.get_config() == model.get_config()
     assert_same_outputs(model, loaded, inputs)
     return loaded
+
+
+def multiclass_sgd_step(model, images, num_classes=3, seed=2):
+    """One SGD step (lr 0.01, momentum 0.7, spec 5.5) on random labels, BCE on ``"logits"``.
+
+    Returns:
+        (loss as a float, gradients, trainable weights as NumPy arrays before the step).
+    """
+    import tensorflow as tf
+
+    labels = np.random.default_rng(seed).integers(0, num_classes, size=images.shape[:3])
+    onehot = np.eye(num_classes, dtype="float32")[labels]
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    with tf.GradientTape() as tape:
+        logits = model(images, training=True)["logits"]
+        loss = keras.ops.mean(keras.losses.binary_crossentropy(onehot, logits, from_logits=True))
+    gradients = tape.gradient(loss, model.trainable_weights)
+    keras.optimizers.SGD(0.01, momentum=0.7).apply_gradients(
+        zip(gradients, model.trainable_weights))
+    return float(loss), gradients, before
