@@ -75,6 +75,35 @@ def test_resolution_order_shipped_then_user_then_overrides(tmp_path):
     assert experiment.optimizer.schedule == "step"
 
 
+def test_mapping_values_and_another_network_replace_the_base(tmp_path):
+    ablation = config.load_experiment("multi_ssinfnet_semiseg_no_focal")
+    assert ablation.loss.terms == {"bce": 1.0}  # not merged with the base's {focal: 1.0}
+    assert config.load_experiment("multi_ssinfnet_semiseg").loss.terms == {"focal": 1.0}
+    user = write_yaml(tmp_path / "user.yaml", {
+        "base": "infnet_phantom_tiny",
+        "model": {"name": "infnet_multiclass", "variant": "improved"},
+        "pretrain": {"coach": {"latent_dim": 4}}})
+    experiment = config.load_experiment(user, ["pretrain.coach={stem_filters: 8}"])
+    # the base's Inf-Net options (backbone, channels) do not leak into the U-Net's
+    assert experiment.model.options["variant"] == "improved"
+    assert "backbone" not in experiment.model.options
+    assert experiment.pretrain.coach == {"stem_filters": 8}
+    assert experiment.data.store == "phantom_tiny.h5"  # other sections still merge
+
+
+def test_pretrain_section_round_trips_and_checks_its_values(tmp_path):
+    experiment = config.load_experiment("ssinfnet_semiseg_pretrain", [
+        "pretrain.rounds=11", "pretrain.order=coach_first", "pretrain.later_learning_rate=1e-5"])
+    assert experiment.pretrain.rounds == 11 and experiment.pretrain.later_learning_rate == 1e-5
+    assert experiment.pretrain.network_learning_rates == (0.1, 0.01, 0.001, 0.0001)
+    config.dump(experiment, tmp_path / "config.yaml")
+    assert config.load_experiment(str(tmp_path / "config.yaml")) == experiment
+    with pytest.raises(ConfigError, match=r"--set pretrain\.order=sideways: pretrain\.order"):
+        config.load_experiment("ssinfnet_semiseg_pretrain", ["pretrain.order=sideways"])
+    with pytest.raises(ConfigError, match="crop_size"):
+        config.load_experiment("ssinfnet_semiseg_pretrain", ["pretrain.crop_size=100"])
+
+
 def test_user_yaml_without_base_starts_from_defaults(tmp_path):
     tiny = dataclasses.asdict(InfNetConfig.tiny())
     user = write_yaml(tmp_path / "user.yaml", {"model": {"name": "infnet", **tiny}})

@@ -65,7 +65,7 @@ def summary():
                  "shape": [2, 2, 3], "spacing_mm": [5.0, 0.7, 0.7]},
         "model": {"run": "runs/x", "name": "infnet_multiclass", "family": "multiclass",
                   "weights": "best"},
-        "settings": {"thresholds": [0.01, 0.5]},
+        "settings": {"thresholds": [0.01, 0.5], "thresholds_source": "reference"},
         "case": {"ratios": named, "lungs": {"right": named, "left": {**named, "ggo": None}},
                  "severity_class": 1, "severity_name": "severe"},
         "ct_severity_score": {"total": 12, "max": 24, "regions": regions},
@@ -79,6 +79,11 @@ def test_page_embeds_montage_plot_and_summary():
     page = report.render_report(summary(), montage, [0, 1])
     assert "&lt;b&gt;odd" in page and "<b>odd" not in page  # the scan name is escaped
     assert "Severity class <b>1 (severe)</b>" in page and "<b>12 / 24</b>" in page
+    assert "<p>Reference thresholds (0.01, 0.5) on the infected fraction" in page
+    fitted = summary()
+    fitted["settings"] = {"thresholds": [0.0747453, 0.3], "thresholds_source": "fitted"}
+    assert "<p>Fitted thresholds (0.07475, 0.3) on" in report.render_report(
+        fitted, montage, [0, 1])
     assert page.count("<td>25.0%</td><td>1</td></tr>") == 12  # every region row
     assert "<td>30.0%</td><td>30.0%</td><td>30.0%</td>" in page  # infection: case, right, left
     assert "<td>20.0%</td><td>20.0%</td><td>n/a</td>" in page  # ggo, left lung undefined

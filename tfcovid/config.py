@@ -6,7 +6,8 @@ the Model Garden's order:
 1. the dataclass defaults (the paper's values);
 2. a shipped experiment, ``tfcovid/configs/<name>.yaml``: named directly, or as ``base: <name>``
    at the top of a user YAML;
-3. the user YAML;
+3. the user YAML (sections merge key by key; a mapping value such as ``loss.terms``, and a
+   ``model`` section naming another network, replace the base's as a whole);
 4. ``--set key=value`` overrides, each value parsed as YAML (``train.scales=[0.75, 1, 1.25]``);
 5. validation: an unknown key, a wrong type or an out-of-range value is a `ConfigError`
    ``<source>: <dotted key>: <problem>``, the source being the file (or ``--set``) that set
@@ -14,8 +15,8 @@ the Model Garden's order:
 
 Sections: ``model`` (``name`` plus the options of the registered model's config dataclass,
 written flat beside it), ``data`` (`tfcovid.data.pipeline.DataConfig` without ``batch_size``
-and ``seed``, which come from ``train``), ``loss``, ``optimizer``, ``train``, ``pseudo_label``
-and ``workdir``.
+and ``seed``, which come from ``train``), ``loss``, ``optimizer``, ``train``, ``pseudo_label``,
+``pretrain``, ``stichnet`` and ``workdir``.
 Relative paths (``data.store``, ``workdir``, ``model.prior_run``, ``train.init_from``) are
 relative to the working directory.
 
@@ -197,9 +198,15 @@ class TrainConfig:
         test_fraction: float in [0, 1). Share of the cases held out and never read by
             training ("random" split only). Defaults to 0.0.
         checkpoints_to_keep: int >= 1. Epoch checkpoints kept. Defaults to 3.
-        init_from: str or None. Folder of a finished run of the same network whose weights
-            (best validation epoch, else final) start this run; read only when the run starts,
-            not when it resumes. Defaults to None (fresh initialisation).
+        init_from: str or None. Folder whose weights start this run, read only when the run
+            starts, not when it resumes: a finished run of the same network (best validation
+            epoch, else final), or a ``tfcovid pretrain`` folder, whose inpainting network
+            hands over every weight the network has by name (spec 7.10; a ``transfer.json``
+            report is written into the run). Defaults to None (fresh initialisation).
+        init_skip: tuple of str or None. Only with a pretrain folder in ``init_from``:
+            weight-path prefixes left freshly initialised. None leaves the network's
+            prediction heads fresh ("all weights except the last layer", as the paper);
+            ``[]`` copies every matching weight, as the reference code. Defaults to None.
     """
 
     epochs: int = 100
@@ -217,6 +224,7 @@ class TrainConfig:
     test_fraction: float = 0.0
     checkpoints_to_keep: int = 3
     init_from: str | None = None
+    init_skip: tuple[str, ...] | None = None
 
     def __post_init__(self):
         _require(self.epochs >= 1, "epochs", self.epochs, "must be >= 1")
@@ -279,6 +287,165 @@ class PseudoLabelConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class PretrainConfig:
+    """SSInfNet's self-supervised pre-training with the coach (spec 7;
+    `tfcovid.training.pretraining`). The batch size, seed, split, ``steps_per_epoch``,
+    ``checkpoints_to_keep`` and ``run_eagerly`` come from ``train``; ``train.epochs`` is unused.
+
+    The schedule is a sequence of rounds, each a network phase (the inpainter learns, SGD) and
+    a coach phase (the coach learns, Adam); the defaults are the paper's: 2000 epochs, the
+    inpainter alone for 200 (random block masks: no coach is trained yet), the coach for 200,
+    then alternating every 100, the network learning rate starting again at every network
+    phase. The reference code's single-model run is ``rounds: 11, order: coach_first,
+    later_learning_rate: 1.0e-5``; its multi-model run also sets ``first_round_coach: false``.
+
+    Args:
+        rounds: int >= 1. Rounds of the schedule. Defaults to 9.
+        first_round_epochs: int >= 1. Epochs of each phase of round 0. Defaults to 200.
+        round_epochs: int >= 1. Epochs of each phase of later rounds. Defaults to 100.
+        order: "network_first" or "coach_first": which phase opens each round. Defaults to
+            "network_first".
+        first_round_coach: bool. Whether round 0 has a coach phase. Defaults to True.
+        network_learning_rates: tuple of float > 0. SGD learning rate of each block of a
+            network phase. Defaults to (0.1, 0.01, 0.001, 0.0001).
+        network_boundaries: tuple of int. Epochs of a network phase (from 0) at which the next
+            learning rate starts; the SGD momentum restarts there and at the phase start, as
+            the reference re-creates its optimizer. Defaults to (40, 80, 90).
+        later_learning_rate: float > 0 or None. A constant learning rate for the network
+            phases of rounds >= 1 (the reference code: 1e-5); None repeats the table. Defaults
+            to None.
+        momentum: float in [0, 1). SGD momentum. Defaults to 0.9.
+        weight_decay: float >= 0. SGD coupled L2 weight decay. Defaults to 5e-4.
+        coach_learning_rate: float > 0. Adam learning rate of the coach, whose optimizer
+            starts afresh at every coach phase. Defaults to 1e-5.
+        keep_fraction: float in (0, 1). Fraction of 16 x 16 cells kept visible (the reference's
+            "drop_ratio"). Defaults to 0.75.
+        coach_sharpness: float > 0. alpha of the coach's soft masks while it learns.
+            Defaults to 1.
+        kl_weight: float >= 0. Weight of the coach's KL term. Defaults to 1e-6.
+        reconstruction_weight: float >= 0. Weight of L_rec in the inpainter loss. Defaults to
+            0.99.
+        context_weight: float >= 0. Weight of L_con. Defaults to 0.01.
+        crop_size: int, a multiple of 16. Side in px of the random training crop (128 in the
+            reference). Defaults to 128.
+        coach: mapping. Options of `tfcovid.models.ssinfnet.coach.CoachConfig` (e.g. narrow
+            widths for a small run). Defaults to {} (the reference coach).
+        prior_scaling: "image" (the prior is scaled and reconstructed like the CT image) or
+            "as_run" (raw 0..255 input and target, which the tanh output cannot reach).
+            Multi-class model only. Defaults to "image".
+    """
+
+    rounds: int = 9
+    first_round_epochs: int = 200
+    round_epochs: int = 100
+    order: Literal["network_first", "coach_first"] = "network_first"
+    first_round_coach: bool = True
+    network_learning_rates: tuple[float, ...] = (0.1, 0.01, 0.001, 0.0001)
+    network_boundaries: tuple[int, ...] = (40, 80, 90)
+    later_learning_rate: float | None = None
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    coach_learning_rate: float = 1e-5
+    keep_fraction: float = 0.75
+    coach_sharpness: float = 1.0
+    kl_weight: float = 1e-6
+    reconstruction_weight: float = 0.99
+    context_weight: float = 0.01
+    crop_size: int = 128
+    coach: dict[str, Any] = dataclasses.field(default_factory=dict)
+    prior_scaling: Literal["image", "as_run"] = "image"
+
+    def __post_init__(self):
+        for name in ("rounds", "first_round_epochs", "round_epochs"):
+            _require(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
+        _require(len(self.network_learning_rates) == len(self.network_boundaries) + 1,
+                 "network_learning_rates", self.network_learning_rates,
+                 "must hold one rate more than network_boundaries")
+        _require(min(self.network_learning_rates) > 0, "network_learning_rates",
+                 self.network_learning_rates, "must be positive")
+        _require(list(self.network_boundaries) == sorted(set(self.network_boundaries))
+                 and min(self.network_boundaries, default=1) >= 1, "network_boundaries",
+                 self.network_boundaries, "must be increasing epochs >= 1")
+        _require(self.later_learning_rate is None or self.later_learning_rate > 0,
+                 "later_learning_rate", self.later_learning_rate, "must be positive or null")
+        _require(0 <= self.momentum < 1, "momentum", self.momentum, "must lie in [0, 1)")
+        for name in ("weight_decay", "kl_weight", "reconstruction_weight", "context_weight"):
+            _require(getattr(self, name) >= 0, name, getattr(self, name), "must be >= 0")
+        for name in ("coach_learning_rate", "coach_sharpness"):
+            _require(getattr(self, name) > 0, name, getattr(self, name), "must be positive")
+        _require(0 < self.keep_fraction < 1, "keep_fraction", self.keep_fraction,
+                 "must lie in (0, 1)")
+        _require(self.crop_size >= 16 and self.crop_size % 16 == 0, "crop_size", self.crop_size,
+                 "must be a positive multiple of 16 (the coach's cell side)")
+
+
+@dataclasses.dataclass(frozen=True)
+class StichNetConfig:
+    """StichNet's semi-supervised training (`tfcovid.training.stichnet`; spec 4-5, 9).
+
+    Batch size, epochs, seed, split, ``steps_per_epoch`` and ``run_eagerly`` come from
+    ``train``; learning rate and ``clip_value`` from ``optimizer`` (Adam).
+
+    Args:
+        labelled_per_batch: int >= 0. Labelled slices in each batch of ``train.batch_size``;
+            the rest are unlabelled (the reference: 1 labelled of 3). Defaults to 1.
+        input: "resize" (whole slices resized to ``data.image_size``, as the reference's
+            64 px sister code) or "patches" (``patch_size`` tiles of slices at
+            ``data.image_size``; prediction tiles and stitches). Defaults to "resize".
+        patch_size: int, a multiple of 32. Tile side in px. Defaults to 64.
+        patch_stride: int >= 1. Step between tiles in px at prediction (spec 9.1: 32).
+            Defaults to 32.
+        marginal: "exact" (log-sum-exp J_UN) or "expected" (the reference's bound).
+            Defaults to "exact".
+        label_weight: float >= 0. Weight of log p(y | z, k) in J_LAB. Defaults to 1.0.
+        label_focal_gamma: float >= 0. Train the label term in the reference's focal form
+            ``(1 - p)^gamma log p`` (spec 4.2: gamma 2, weight 100); 0 keeps the bound's
+            log-likelihood. Defaults to 0.0.
+        kl_warmup_steps: int >= 0. Steps of the linear KL warm-up; 0: beta 1 throughout, as
+            the reference's final script. Defaults to 0.
+        free_bits: float >= 0. Per-level KL floor in nats per latent element. Defaults to 0.
+        clip_norm: float > 0 or None. Per-variable gradient-norm clip before
+            ``optimizer.clip_value`` (the reference clips both). Defaults to 1.0.
+        uncertainty_samples: int >= 0. Posterior samples of the entropy map at prediction.
+            Defaults to 8.
+        recalibration_batches: int >= 0. Training batches run through the posterior-mean
+            path before each validation to re-estimate the batch-norm statistics
+            (`tfcovid.models.stichnet.prediction.recalibrate_batch_norm`); 0 skips it.
+            Defaults to 20.
+    """
+
+    labelled_per_batch: int = 1
+    input: Literal["resize", "patches"] = "resize"
+    patch_size: int = 64
+    patch_stride: int = 32
+    marginal: Literal["exact", "expected"] = "exact"
+    label_weight: float = 1.0
+    label_focal_gamma: float = 0.0
+    kl_warmup_steps: int = 0
+    free_bits: float = 0.0
+    clip_norm: float | None = 1.0
+    uncertainty_samples: int = 8
+    recalibration_batches: int = 20
+
+    def __post_init__(self):
+        _require(self.labelled_per_batch >= 0, "labelled_per_batch", self.labelled_per_batch,
+                 "must be >= 0")
+        _require(self.patch_size >= 32 and self.patch_size % 32 == 0, "patch_size",
+                 self.patch_size, "must be a positive multiple of 32")
+        _require(self.patch_stride >= 1, "patch_stride", self.patch_stride, "must be >= 1")
+        for name in ("label_weight", "label_focal_gamma", "free_bits"):
+            _require(getattr(self, name) >= 0, name, getattr(self, name), "must be >= 0")
+        _require(self.kl_warmup_steps >= 0, "kl_warmup_steps", self.kl_warmup_steps,
+                 "must be >= 0")
+        _require(self.clip_norm is None or self.clip_norm > 0, "clip_norm", self.clip_norm,
+                 "must be positive or null")
+        _require(self.uncertainty_samples >= 0, "uncertainty_samples",
+                 self.uncertainty_samples, "must be >= 0")
+        _require(self.recalibration_batches >= 0, "recalibration_batches",
+                 self.recalibration_batches, "must be >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
 class Experiment:
     """One training run: every setting, nothing else feeds hyper-parameters.
 
@@ -286,6 +453,8 @@ class Experiment:
         model, data, loss, optimizer, train: the sections; ``data.batch_size`` and
             ``data.seed`` are always ``train.batch_size`` and ``train.seed``.
         pseudo_label: the pseudo-label loop's settings (``tfcovid pseudo-label`` only).
+        pretrain: the coach pre-training's settings (``tfcovid pretrain`` only).
+        stichnet: StichNet's semi-supervised training (``tfcovid stichnet train`` only).
         workdir: str or None. Folder of checkpoints, logs and the trained network; the
             ``tfcovid train --workdir`` flag and ``train(..., workdir=)`` take precedence.
     """
@@ -296,6 +465,8 @@ class Experiment:
     optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     pseudo_label: PseudoLabelConfig = dataclasses.field(default_factory=PseudoLabelConfig)
+    pretrain: PretrainConfig = dataclasses.field(default_factory=PretrainConfig)
+    stichnet: StichNetConfig = dataclasses.field(default_factory=StichNetConfig)
     workdir: str | None = None
 
     def __post_init__(self):
@@ -430,20 +601,28 @@ def _parse_override(override: str) -> dict:
 
 
 def _merge(raw: dict, tree: Mapping, source: str, sources: dict, prefix: str) -> None:
-    """Merges ``tree`` into ``raw`` (mappings key by key), noting each key's source."""
+    """Merges ``tree`` into ``raw``, noting each key's source: sections key by key, while a
+    mapping value inside a section (``loss.terms``, ``pretrain.coach``) replaces the earlier
+    one as a whole, so a config can drop a base's loss term, and so does a ``model`` section
+    naming another network (the base's options belong to the base's network)."""
     if not isinstance(tree, Mapping):
         raise ConfigError(f"{source}: {prefix.rstrip('.') or 'top level'}: expected a mapping, "
                           f"got {tree!r}")
     for key, value in tree.items():
         dotted = f"{prefix}{key}"
         sources[dotted] = source
-        if isinstance(value, Mapping) and isinstance(raw.get(key), dict):
+        if (isinstance(value, Mapping) and isinstance(raw.get(key), dict) and not prefix
+                and not _names_another_model(key, value, raw[key])):
             _merge(raw[key], value, source, sources, f"{dotted}.")
         elif isinstance(value, Mapping):
             raw[key] = {}
             _merge(raw[key], value, source, sources, f"{dotted}.")
         else:
             raw[key] = value
+
+
+def _names_another_model(key: str, section: Mapping, earlier: dict) -> bool:
+    return key == "model" and section.get("name", earlier.get("name")) != earlier.get("name")
 
 
 def _source(sources: dict, dotted: str) -> str:

@@ -17,5 +17,9 @@ class WeightsError(TfcovidError):
     """A weights file is missing or does not fit the model."""
 
 
+class DivergedError(TfcovidError):
+    """Training produced a non-finite loss; the last good checkpoint is kept."""
+
+
 class TfcovidWarning(UserWarning):
     """Something suspicious that does not stop the work; the test suite turns it into an error."""

@@ -170,6 +170,13 @@ def ratio_plot_svg(series: Mapping[str, Sequence[float | None]], width: int = 64
     return "\n".join(parts)
 
 
+def _thresholds(settings: dict) -> str:
+    """"Fitted thresholds (low, high)" (``tfcovid severity fit``) or "Reference thresholds ..."."""
+    low, high = settings["thresholds"]
+    source = "Fitted" if settings["thresholds_source"] == "fitted" else "Reference"
+    return f"{source} thresholds ({low:.4g}, {high:.4g})"
+
+
 def render_report(summary: Mapping, montage: np.ndarray, montage_indices: Sequence[int]) -> str:
     """The HTML page of one scan.
 
@@ -217,7 +224,7 @@ voxels of {spacing} mm); model {html.escape(model['name'])} ({model['family']},
 CT severity score <b>{score['total']} / {score['max']}</b></p>
 <table><tr><th>infected fraction of lung</th><th>both lungs</th><th>right lung</th>
 <th>left lung</th></tr>{rows}</table>
-<p>Thresholds {summary['settings']['thresholds']} on the infection fraction (classes 0 mild,
+<p>{_thresholds(summary['settings'])} on the infected fraction of lung (classes 0 mild,
 1 severe, 2 critical). The CT severity score sums 12 regions (3 zones x anterior/posterior per
 lung), each 0 (no opacity), 1 (under 50% opacified) or 2 (50% or more), an approximation of the
 20-region score.</p>

@@ -43,3 +43,11 @@ def test_bad_config_prints_one_line_and_exits_2(tmp_path, capsys):
     assert capsys.readouterr().err == ("tfcovid: error: workdir: not set; pass --workdir or set "
                                        "workdir in the config\n")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_networks_of_other_loops_name_their_command(tmp_path, capsys):
+    for name, command in (("stichnet_phantom_tiny", "tfcovid stichnet train"),
+                          ("ssinfnet_phantom_tiny_pretrain", "tfcovid pretrain")):
+        assert main(["train", name, "--workdir", str(tmp_path / name)]) == 2
+        assert f"is trained by `{command}`, not by `tfcovid train`" in capsys.readouterr().err
+        assert not (tmp_path / name).exists()  # nothing written

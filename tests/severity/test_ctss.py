@@ -4,8 +4,11 @@ import json
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
+from tfcovid.data import phantom
 from tfcovid.severity.ctss import ct_severity_score
+from tfcovid.severity.lung import label_lungs
 
 # 9 slices (inferior -> superior), 8 rows (anterior -> posterior), 10 columns.
 # Right lung: slices 0-8, rows 0-7, columns 0-3 -> zones of 3 slices, parts of 4 rows, 12 voxels
@@ -92,3 +95,27 @@ def test_region_voxels_add_up_to_each_lung():
 def test_bad_inputs_raise_value_error(opacity, lung, kwargs, match):
     with pytest.raises(ValueError, match=match):
         ct_severity_score(opacity, lung, **kwargs)
+
+
+def test_phantom_slice_zero_is_cranial_so_its_ct_ss_reads_superior_to_inferior():
+    # The phantom (tfcovid.data.phantom) stores slice 0 at the head, unlike the readers
+    # (inferior -> superior): air inside the body but outside the lungs (the trachea, above
+    # the carina) shows in the first slices only.
+    case = phantom.make_phantom_case(0, num_slices=12, height=96, width=96, noise=False)
+    lung_voxels = case.lung.sum(axis=(1, 2))
+    regions, count = ndimage.label((case.image < -800) & (case.lung == 0))
+    edges = np.concatenate([regions[:, [0, -1], :].ravel(), regions[:, :, [0, -1]].ravel()])
+    airway = np.isin(regions, np.setdiff1d(np.arange(1, count + 1), edges))
+    airway_voxels = airway.sum(axis=(1, 2))
+    assert airway_voxels[:3].min() > 0 and airway_voxels[-3:].max() == 0
+    # the same case scored as stored and as a reader returns it (slices flipped) agrees
+    sides = label_lungs(case.lung, case.spacing_mm)
+    stored = ct_severity_score(case.label, sides, slice_order="superior_to_inferior")
+    read = ct_severity_score(case.label[::-1], sides[::-1], slice_order="inferior_to_superior")
+    assert stored == read
+    upper = [r for r in stored.regions if r["zone"] == "upper"]
+    lower = [r for r in stored.regions if r["zone"] == "lower"]
+    first = int(np.nonzero(lung_voxels)[0][0])
+    apex = sides[first:first + 2] > 0   # the top two lung slices lie in the upper zones
+    assert sum(r["lung_voxels"] for r in upper) >= apex.sum()
+    assert sum(r["lung_voxels"] for r in lower) > 0

@@ -163,15 +163,17 @@ def test_logits_terms_on_an_infnet_are_a_config_error(store):
 
 
 def test_init_from_copies_the_best_weights_and_refuses_another_network(model_prior_run,
-                                                                       single_run):
+                                                                       single_run, tmp_path):
     experiment = model_prior_run["experiment"]
     network = engine.build_task(experiment).network
-    engine.initialise_from(network, model_prior_run["workdir"])
+    engine.initialise_from(network, config.TrainConfig(
+        init_from=str(model_prior_run["workdir"])), tmp_path)
     best = inference.load_run(model_prior_run["workdir"], "best").network
     for copied, original in zip(network.weights, best.weights):
         np.testing.assert_array_equal(copied.numpy(), original.numpy())
     with pytest.raises(ConfigError, match=r"^train\.init_from: .*does not fit"):
-        engine.initialise_from(network, single_run)
+        engine.initialise_from(network, config.TrainConfig(init_from=str(single_run)),
+                               tmp_path)
 
 
 def test_prior_network_is_frozen():

@@ -13,7 +13,8 @@ import sys
 import traceback
 
 import tfcovid
-from tfcovid.cli import bench, data, demo, evaluate, export, predict, pseudo_label, train
+from tfcovid.cli import (bench, data, demo, evaluate, export, predict, pretrain, pseudo_label,
+                         severity, stichnet, train)
 from tfcovid.errors import TfcovidError
 
 EXIT_USER_ERROR = 2
@@ -26,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or info logs")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (data, demo, train, pseudo_label, evaluate, export, predict, bench):
+    for module in (data, demo, pretrain, train, pseudo_label, evaluate, export, predict, severity,
+                   stichnet, bench):
         module.add_parser(subparsers)
     return parser
 

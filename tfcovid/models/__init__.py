@@ -15,6 +15,7 @@ from typing import Any
 from tfcovid.models import backbones, fcn, infnet, unet  # noqa: F401  (register their builders)
 from tfcovid.models.infnet import infnet_multiclass  # noqa: F401  (registers its builder)
 from tfcovid.models.ssinfnet import coach, inpainting  # noqa: F401  (register their builders)
+from tfcovid.models.stichnet import stichnet  # noqa: F401  (registers its builder)
 from tfcovid.registry import MODELS
 
 

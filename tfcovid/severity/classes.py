@@ -51,7 +51,7 @@ def severity_class(ratio: float | Sequence[float] | np.ndarray,
     Raises:
         ValueError: NaN or negative ratios, or thresholds not ordered 0 <= low <= high.
     """
-    low, high = _check_thresholds(thresholds)
+    low, high = check_thresholds(thresholds)
     values = np.asarray(ratio, dtype=np.float64)
     if np.isnan(values).any() or (values < 0).any():
         raise ValueError(f"ratios must be numbers >= 0. Received: ratio={ratio}")
@@ -176,7 +176,12 @@ def ictcf_severity(text: str) -> int:
     return ICTCF_SEVERITY[key]
 
 
-def _check_thresholds(thresholds: Sequence[float]) -> tuple[float, float]:
+def check_thresholds(thresholds: Sequence[float]) -> tuple[float, float]:
+    """``thresholds`` as a (low, high) tuple of floats.
+
+    Raises:
+        ValueError: not two numbers ordered 0 <= low <= high.
+    """
     values = tuple(float(value) for value in thresholds)
     if len(values) != 2 or not 0.0 <= values[0] <= values[1]:
         raise ValueError(f"thresholds must be (low, high) with 0 <= low <= high. Received: "

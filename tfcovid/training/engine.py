@@ -13,7 +13,8 @@ and the pseudo-label loop call `train`; the Keras ``fit`` front door
 - builds the task: `InfNetTask` (deep supervision) for Inf-Net, `LogitsTask` for networks with
   one ``logits`` output; a prior-taking network gets its prior from the pipeline (ground
   truth, zeros) or from the frozen network of ``model.prior_run`` (kept as
-  ``workdir/prior.keras``); ``train.init_from`` copies a finished run's weights at the start;
+  ``workdir/prior.keras``); ``train.init_from`` copies a finished run's weights at the start,
+  or hands over a pre-trained inpainter's (``tfcovid pretrain``);
 - per epoch, reads the training cases once (`tfcovid.data.pipeline.distributable_dataset`,
   epoch ``e`` is the pipeline's epoch ``e - 1``, so a resumed epoch sees the same shuffle),
   full batches only, at most ``train.steps_per_epoch`` of them;
@@ -83,6 +84,7 @@ from tfcovid.models.layers import resize_bilinear
 from tfcovid.progress import progress_bar
 from tfcovid.data import transforms
 from tfcovid.training import optimizers, summaries
+from tfcovid.training.pretraining import handover
 from tfcovid.training.tasks import InfNetTask, LogitsTask, Task
 
 logger = logging.getLogger(__name__)
@@ -116,13 +118,29 @@ def train(experiment: config_lib.Experiment, workdir: str | os.PathLike | None =
         and "best_epoch" (None without validation).
 
     Raises:
-        ConfigError: no workdir, no store, or fewer training slices than one batch.
+        ConfigError: no workdir, no store, fewer training slices than one batch, or a
+            network another loop trains (`OWN_LOOPS`).
         DataError: the store is missing or unreadable.
     """
+    check_trained_here(experiment)
     experiment, workdir = prepare_run(experiment, workdir)
     strategy = strategy or tf.distribute.get_strategy()
     with precision_policy(experiment.train.precision), strategy.scope():
         return _Run(experiment, workdir, strategy, progress).fit()
+
+
+OWN_LOOPS = {"infnet_inpainting": "tfcovid pretrain",
+             "infnet_multiclass_inpainting": "tfcovid pretrain", "coach": "tfcovid pretrain",
+             "stichnet": "tfcovid stichnet train"}
+"""Networks trained by another loop than this engine's, and the command that trains them."""
+
+
+def check_trained_here(experiment: config_lib.Experiment) -> None:
+    """Raises `ConfigError` for a network that another loop trains (`OWN_LOOPS`)."""
+    name = experiment.model.name
+    if name in OWN_LOOPS:
+        raise ConfigError(f"model.name: {name!r} is trained by `{OWN_LOOPS[name]}`, not by "
+                          f"`tfcovid train`")
 
 
 def prepare_run(experiment: config_lib.Experiment, workdir: str | os.PathLike | None
@@ -337,18 +355,31 @@ def _load_finished_run(workdir: str, key: str) -> inference.LoadedRun:
         raise ConfigError(f"{key}: {error}") from None
 
 
-def initialise_from(network: keras.Model, workdir: str) -> None:
-    """Copies the weights of a finished run of the same network (best, else final).
+def initialise_from(network: keras.Model, train: config_lib.TrainConfig,
+                    workdir: Path) -> None:
+    """Starts ``network`` from ``train.init_from``: a finished run of the same network (its
+    best, else final, weights) or a ``tfcovid pretrain`` run, whose inpainter hands over
+    its weights by name (`tfcovid.training.pretraining.handover`; report in
+    ``workdir/transfer.json``).
 
     Raises:
         ConfigError: the run cannot be loaded or its network does not fit.
     """
-    source = _load_finished_run(workdir, "train.init_from").network
+    source_dir = train.init_from
+    if handover.is_pretrain_run(source_dir):
+        report = handover.initialise_from_pretraining(network, source_dir, train.init_skip,
+                                                      workdir / handover.TRANSFER_REPORT_FILE)
+        logger.info("initialised %s from the inpainter of %s: %d weights copied, %d left "
+                    "fresh (%s)", network.name, source_dir, report["copied"],
+                    len(report["fresh"]), ", ".join(report["skip"]) or "none skipped")
+        return
+    source = _load_finished_run(source_dir, "train.init_from").network
     try:
         network.set_weights(source.get_weights())
     except ValueError as error:
-        raise ConfigError(f"train.init_from: {workdir}: its network does not fit "
+        raise ConfigError(f"train.init_from: {source_dir}: its network does not fit "
                           f"{network.name} ({' '.join(str(error).split())[:200]})") from None
+    logger.info("initialised %s from %s", network.name, source_dir)
 
 
 def _resize_batch(batch: dict, size: tuple[int, int]) -> dict:
@@ -368,6 +399,16 @@ def _windowed(images: np.ndarray, normalisation: str) -> np.ndarray:
     if normalisation == "imagenet":
         first = first * transforms.IMAGENET_STD[0] + transforms.IMAGENET_MEAN[0]
     return np.clip(first, 0.0, 1.0)
+
+
+def network_state(network: keras.Model) -> list:
+    """Every variable of ``network``, to list in a `tf.train.Checkpoint` beside the network.
+
+    TensorFlow's checkpoint graph does not reach sublayers that a Keras 3 layer keeps in a
+    Python list (Inf-Net's RFB branches and reverse-attention convolutions), so without this
+    list their batch-norm statistics would not be saved, and a resumed run would restart them.
+    """
+    return list(network.weights)
 
 
 def save_network(network: keras.Model, path: Path) -> None:
@@ -409,7 +450,8 @@ class _Run:
         self.best_dice = tf.Variable(-np.inf, dtype=tf.float64, trainable=False,
                                      name="best_val_dice")
         self.best_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="best_epoch")
-        checkpoint = tf.train.Checkpoint(network=network, optimizer=self.optimizer,
+        checkpoint = tf.train.Checkpoint(network=network, network_variables=network_state(network),
+                                         optimizer=self.optimizer,
                                          epoch=self.epoch, best_val_dice=self.best_dice,
                                          best_epoch=self.best_epoch)
         self.manager = tf.train.CheckpointManager(checkpoint, workdir / CHECKPOINT_DIR,
@@ -429,8 +471,7 @@ class _Run:
                                 if record["epoch"] <= int(self.epoch.numpy())]
             logger.info("resuming %s after epoch %d", workdir, int(self.epoch.numpy()))
         elif train.init_from is not None:
-            initialise_from(network, train.init_from)
-            logger.info("initialised %s from %s", network.name, train.init_from)
+            initialise_from(network, train, workdir)
         if prior_network is not None and not (workdir / PRIOR_MODEL_FILE).exists():
             save_network(prior_network, workdir / PRIOR_MODEL_FILE)
         self.writer = tf.summary.create_file_writer(os.fspath(workdir / TENSORBOARD_DIR))

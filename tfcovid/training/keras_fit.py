@@ -87,6 +87,7 @@ def fit(experiment: config_lib.Experiment, workdir: str | os.PathLike | None = N
         ConfigError: no workdir, no store, or fewer training slices than one batch.
         DataError: the store is missing or unreadable.
     """
+    engine.check_trained_here(experiment)
     experiment, workdir = engine.prepare_run(experiment, workdir)
     with engine.precision_policy(experiment.train.precision):
         return _fit(experiment, workdir, progress)
@@ -114,8 +115,7 @@ def _fit(experiment: config_lib.Experiment, workdir: Path, progress: bool) -> di
     if finished:
         logger.info("resuming %s after epoch %d", workdir, finished)
     elif train.init_from is not None:
-        engine.initialise_from(network, train.init_from)
-        logger.info("initialised %s from %s", network.name, train.init_from)
+        engine.initialise_from(network, train, workdir)
     if prior_network is not None and not (workdir / engine.PRIOR_MODEL_FILE).exists():
         engine.save_network(prior_network, workdir / engine.PRIOR_MODEL_FILE)
 

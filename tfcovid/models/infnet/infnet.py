@@ -45,6 +45,30 @@ from tfcovid.registry import BACKBONES, MODELS
 OUTPUT_KEYS = ("lateral_5", "lateral_4", "lateral_3", "lateral_2", "edge")
 
 
+REVERSE_ATTENTION_STAGES = (("ra4", 5, 3, 1), ("ra3", 3, 2, 3), ("ra2", 3, 2, 3))
+"""(name, kernel size, convolutions, head kernel size) of the reverse-attention stages on the
+backbone features at strides 32, 16 and 8 (spec 2.4)."""
+
+
+def encode_features(backbone: keras.Model, channels: int):
+    """Inf-Net's encoder on a new ``images`` input: the backbone and the three RFB blocks.
+
+    Args:
+        backbone: keras.Model mapping images to features "s4", "s8", "s16", "s32".
+        channels: int. Channels of the RFB outputs.
+
+    Returns:
+        (inputs, (x1, x2, x3, x4), (r2, r3, r4)): the Keras input, the backbone features at
+        strides 4, 8, 16, 32, and the RFB features at strides 8, 16, 32.
+    """
+    inputs = keras.Input(shape=(None, None, backbone.input_shape[-1]), name="images")
+    features = backbone(inputs)
+    x1, x2, x3, x4 = (features[key] for key in ("s4", "s8", "s16", "s32"))
+    fields = tuple(ReceptiveFieldBlock(channels, name=f"rfb{level}_1")(feature)
+                   for level, feature in ((2, x2), (3, x3), (4, x4)))
+    return inputs, (x1, x2, x3, x4), fields
+
+
 @keras.saving.register_keras_serializable(package="tfcovid")
 class InfNet(TfcovidModel):
     """Inf-Net: backbone, RFBs, parallel partial decoder, edge attention, reverse attention.
@@ -91,22 +115,16 @@ class InfNet(TfcovidModel):
         if len(reverse_attention_channels) != 3:
             raise ValueError("reverse_attention_channels must hold 3 ints (strides 32, 16, 8). "
                              f"Received: reverse_attention_channels={reverse_attention_channels}")
-        inputs = keras.Input(shape=(None, None, backbone.input_shape[-1]), name="images")
-        features = backbone(inputs)
-        x1, x2, x3, x4 = (features[key] for key in ("s4", "s8", "s16", "s32"))
-        r2 = ReceptiveFieldBlock(channels, name="rfb2_1")(x2)
-        r3 = ReceptiveFieldBlock(channels, name="rfb3_1")(x3)
-        r4 = ReceptiveFieldBlock(channels, name="rfb4_1")(x4)
+        inputs, (x1, x2, x3, x4), (r2, r3, r4) = encode_features(backbone, channels)
         global_logits = PartialDecoder(channels, num_classes, name="ParDec")(r4, r3, r2)
         edge_features, edge_logits = EdgeAttention(edge_channels, num_classes, name="edge")(x1)
 
         def resize(logits, reference, name):
             return BilinearResize(dtype="float32", name=name)(logits, reference)
 
-        stages = {"ra4": (x4, 5, 3, 1), "ra3": (x3, 3, 2, 3), "ra2": (x2, 3, 2, 3)}
         logits, stage_logits = global_logits, {}
-        for (name, (feature, kernel_size, num_convs, head_kernel_size)), filters in zip(
-                stages.items(), reverse_attention_channels):
+        for (name, kernel_size, num_convs, head_kernel_size), feature, filters in zip(
+                REVERSE_ATTENTION_STAGES, (x4, x3, x2), reverse_attention_channels):
             crop = resize(logits, feature, f"{name}_crop")
             residual = ReverseAttention(filters, kernel_size, num_convs, head_kernel_size,
                                         num_classes, name=name)(feature, crop, edge_features)

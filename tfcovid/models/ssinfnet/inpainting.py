@@ -37,8 +37,8 @@ from keras import layers, ops
 
 from tfcovid.models.base import TfcovidModel
 from tfcovid.models.infnet.attention import EdgeAttention, ReverseAttention
+from tfcovid.models.infnet.infnet import REVERSE_ATTENTION_STAGES, encode_features
 from tfcovid.models.infnet.partial_decoder import PartialDecoder
-from tfcovid.models.infnet.rfb import ReceptiveFieldBlock
 from tfcovid.models.layers import (BilinearResize, ConvBN, resize_bilinear, spatial_size,
                                    torch_bias_initializer, torch_kernel_initializer)
 from tfcovid.models.unet.unet import UNetConfig, decode, encode
@@ -207,12 +207,7 @@ class InfNetInpainting(TfcovidModel):
         if len(reverse_attention_channels) != 3:
             raise ValueError("reverse_attention_channels must hold 3 ints (strides 32, 16, 8). "
                              f"Received: reverse_attention_channels={reverse_attention_channels}")
-        inputs = keras.Input(shape=(None, None, backbone.input_shape[-1]), name="images")
-        features = backbone(inputs)
-        x1, x2, x3, x4 = (features[key] for key in ("s4", "s8", "s16", "s32"))
-        r2 = ReceptiveFieldBlock(channels, name="rfb2_1")(x2)
-        r3 = ReceptiveFieldBlock(channels, name="rfb3_1")(x3)
-        r4 = ReceptiveFieldBlock(channels, name="rfb4_1")(x4)
+        inputs, (x1, x2, x3, x4), (r2, r3, r4) = encode_features(backbone, channels)
         global_logits, global_image = InpaintingPartialDecoder(
             channels, 1, reconstruction_channels, name="ParDec")(r4, r3, r2)
         edge_features, edge_logits = EdgeAttention(edge_channels, 1, name="edge")(x1)
@@ -228,10 +223,9 @@ class InfNetInpainting(TfcovidModel):
                                              name="ParDec_tanh_again")(global_image)
         outputs = {"lateral_5": resize(global_logits, "lateral_5"),
                    "reconstruction_5": resize(global_image, "reconstruction_5")}
-        stages = {"ra4": (x4, 5, 3, 1), "ra3": (x3, 3, 2, 3), "ra2": (x2, 3, 2, 3)}
         logits = global_logits
-        for (name, (feature, kernel_size, num_convs, head_kernel_size)), filters in zip(
-                stages.items(), reverse_attention_channels):
+        for (name, kernel_size, num_convs, head_kernel_size), feature, filters in zip(
+                REVERSE_ATTENTION_STAGES, (x4, x3, x2), reverse_attention_channels):
             crop = BilinearResize(dtype="float32", name=f"{name}_crop")(logits, feature)
             residual, image = InpaintingReverseAttention(
                 filters, kernel_size, num_convs, head_kernel_size, 1, reconstruction_channels,
