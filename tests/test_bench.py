@@ -1,22 +1,24 @@
-"""tfcovid bench: the figures' structure and arithmetic (never their speed)."""
+"""tfcovid bench: the figures' structure, arithmetic and trace counts (never their speed), the
+predict stage timings, and the traced prediction path against the eager one."""
 
 import json
 import statistics
 
 import keras
+import numpy as np
 import pytest
 
-from tfcovid import bench
+from tfcovid import bench, export, predict
 from tfcovid.cli.main import main
 
 REQUIRED = ("seconds_per_image", "images_per_second", "peak_memory_mb", "device", "model",
             "mode", "batch", "size", "precision", "xla")
 
 
-def check_arithmetic(figures, batch, repeat):
+def check_arithmetic(figures, per_call, repeat):
     times = figures["seconds_per_batch"]
     assert len(times) == repeat and min(times) > 0
-    assert figures["seconds_per_image"] == pytest.approx(statistics.median(times) / batch)
+    assert figures["seconds_per_image"] == pytest.approx(statistics.median(times) / per_call)
     assert figures["images_per_second"] * figures["seconds_per_image"] == pytest.approx(1.0)
     assert (figures["seconds_per_image_min"] <= figures["seconds_per_image"]
             <= figures["seconds_per_image_max"])
@@ -26,21 +28,61 @@ def check_arithmetic(figures, batch, repeat):
 @pytest.mark.parametrize("model, mode", [("infnet", "infer"), ("multi_infnet", "train"),
                                          ("fcn8", "infer")])
 def test_model_figures_are_consistent_and_restore_the_dtype_policy(model, mode):
+    # 1 warm-up + 3 timed calls alternate two different batches of one shape: one trace
     settings = bench.BenchSettings(model=model, mode=mode, batch=2, size=32, repeat=3,
-                                   warmup=1, tiny=True, precision="mixed_bfloat16")
+                                   warmup=1, tiny=True, precision="mixed_bfloat16",
+                                   input_bound=mode == "train")
     figures = bench.benchmark(settings)
     assert set(REQUIRED) <= set(figures)
     assert (figures["model"], figures["mode"], figures["batch"], figures["size"],
             figures["precision"], figures["xla"]) == (model, mode, 2, 32, "mixed_bfloat16",
                                                       False)
     check_arithmetic(figures, 2, 3)
+    assert figures["traces"] == 1
     assert keras.config.dtype_policy().name == "float32"
+    if mode == "train":  # the input pipeline's share of a step
+        step = statistics.median(figures["seconds_per_batch"])
+        assert figures["input_seconds_per_batch"] > 0
+        assert figures["input_bound_fraction"] == pytest.approx(
+            figures["input_seconds_per_batch"] / step)
 
 
-def test_pipeline_figures(tmp_path):
+def test_pipeline_figures():
     figures = bench.benchmark(bench.BenchSettings(mode="pipeline", batch=3, size=64, repeat=2,
                                                   warmup=1, augment=False))
     check_arithmetic(figures, 3, 2)
+    assert figures["traces"] is None
+
+
+def test_predict_figures_time_every_stage_of_a_volume():
+    # 3 slices at 2 per pass: batches of 2 and 1 slices share one trace
+    figures = bench.benchmark(bench.BenchSettings(
+        model="multi_infnet", mode="predict", batch=2, size=64, slices=3, network_size=32,
+        repeat=1, warmup=0, tiny=True))
+    check_arithmetic(figures, 3, 1)
+    assert figures["seconds_per_volume"] == pytest.approx(figures["seconds_per_batch"][0])
+    stages = figures["stage_seconds"]
+    assert tuple(stages) == bench.STAGES and min(stages.values()) > 0
+    assert sum(stages.values()) <= figures["seconds_per_volume"]
+    assert figures["traces"] == 1
+
+
+def test_traced_prediction_equals_the_eager_one(tmp_path):
+    keras.utils.set_random_seed(3)
+    run_dir = bench.save_untrained_run(tmp_path / "run", "unet", 32, tiny=True)
+    predictor = predict.load_predictor(run_dir, "final")
+    slices_hu = np.random.default_rng(1).uniform(-1200, 200, (3, 40, 48))
+    traced = predictor.predict_hu(slices_hu)
+    eager = export.predict_hu(predictor.run, slices_hu)
+    assert sorted(traced) == sorted(eager)
+    np.testing.assert_allclose(traced["probabilities"], eager["probabilities"], atol=1e-6)
+    top_two = np.sort(eager["probabilities"], axis=-1)[..., -2:]
+    clear = top_two[..., 1] - top_two[..., 0] > 1e-5  # no near-ties
+    np.testing.assert_array_equal(traced["label"][clear], eager["label"][clear])
+    predictor.predict_hu(slices_hu[:2, :24, :32])  # another batch and slice size
+    assert predictor.traced_predict.experimental_get_tracing_count() == 1
+    compiled = predict.load_predictor(run_dir, "final", jit_compile=True).predict_hu(slices_hu)
+    np.testing.assert_allclose(compiled["probabilities"], eager["probabilities"], atol=1e-5)
 
 
 def test_bad_settings_are_value_errors():
@@ -48,6 +90,12 @@ def test_bad_settings_are_value_errors():
         bench.BenchSettings(model="vgg")
     with pytest.raises(ValueError, match=r"Received: batch=0"):
         bench.BenchSettings(batch=0)
+    with pytest.raises(ValueError, match=r"multiple of 16.*size=40"):
+        bench.BenchSettings(model="ssinfnet", mode="train", size=40)
+    with pytest.raises(ValueError, match=r"stichnet is timed in infer and train modes"):
+        bench.BenchSettings(model="stichnet", mode="predict", size=64)
+    with pytest.raises(ValueError, match=r"input_bound applies to train mode"):
+        bench.BenchSettings(mode="infer", input_bound=True)
 
 
 def test_cli_writes_json_and_refuses_bad_values(tmp_path, capsys):
@@ -58,5 +106,6 @@ def test_cli_writes_json_and_refuses_bad_values(tmp_path, capsys):
     assert set(REQUIRED) <= set(figures) and figures["model"] == "unet"
     printed = capsys.readouterr().out
     assert f"images/second   {figures['images_per_second']:.2f}" in printed
+    assert "traces          1" in printed
     assert main(["bench", "--size", "16"]) == 2
-    assert "size >= 32" in capsys.readouterr().err
+    assert "size and network_size >= 32" in capsys.readouterr().err

@@ -20,7 +20,7 @@ from tfcovid.data.readers import dicom, nifti
 from tfcovid.errors import DataError
 from tfcovid.models.infnet import InfNetConfig
 from tfcovid.models.infnet.infnet_multiclass import InfNetMultiClassConfig
-from tfcovid.severity import classes, ctss, lung, ratio
+from tfcovid.severity import classes, ctss, lung, phenotypes, radiomics, ratio, thresholds
 
 SHAPE = (6, 64, 72)  # (slices, rows, columns) of the phantom scans
 # stored x, y, z point to patient right, anterior, superior, z reversed: slices stored
@@ -114,6 +114,47 @@ def test_outputs_agree_with_the_computation_redone_here(kind, predictors, scan_p
     window = (-500.0 - 600.0, -500.0 + 600.0)  # the runs' level -500, width 1200 HU
     np.testing.assert_array_equal(montage, report.slice_montage(volume, expected_labels,
                                                                 indices, window))
+
+
+def test_phenotype_row_and_fitted_thresholds(runs, predictors, scan_path, tmp_path):
+    run_dir = runs["binary"]
+    thresholds.save_thresholds(run_dir, (0.0, 0.0), {"store": "phantom.h5"})  # all class 2
+    try:
+        summary = predict.predict_scan(scan_path, predictors["binary"], tmp_path / "out",
+                                       progress=False)
+    finally:
+        (run_dir / thresholds.THRESHOLDS_FILE).unlink()
+    assert summary["case"]["severity_class"] == 2
+    assert all(entry["severity_class"] in (None, 2) for entry in summary["slices"])
+    assert summary["settings"]["thresholds"] == [0.0, 0.0]
+    assert summary["settings"]["thresholds_source"] == "fitted"
+    assert summary["settings"]["thresholds_file"] == str(run_dir / thresholds.THRESHOLDS_FILE)
+
+    volume, spacing = nifti.read_nifti_hu(scan_path)
+    labels, _ = nifti.read_nifti(tmp_path / "out" / "labels.nii.gz")
+    lungs, _ = nifti.read_nifti(tmp_path / "out" / "lung.nii.gz")
+    expected = phenotypes.infection_phenotypes(volume, labels, lungs, spacing)
+    [row] = phenotypes.read_csv(tmp_path / "out" / "phenotypes.csv")
+    assert row["scan"] == "patient_1" and row["severity_name"] == "critical"
+    assert float(row["infected_fraction"]) == summary["case"]["ratios"]["infection"]
+    assert row["phenotype_status"] == expected["phenotype_status"]
+    for name in radiomics.FEATURE_NAMES:
+        assert (float(row[name]) if row[name] else np.nan) == pytest.approx(
+            expected[name], nan_ok=True), name
+
+
+def test_lung_run_replaces_the_classical_segmenter(runs, predictors, scan_path, tmp_path):
+    # the untrained single-class network stands in for a lung run (it calls 47% of voxels
+    # foreground here): the written lungs are its labels split into sides
+    summary = predict.predict_scan(scan_path, predictors["multiclass"], tmp_path / "out",
+                                   progress=False, lung_run=predictors["binary"])
+    assert summary["settings"]["lung_model"] == str(runs["binary"])
+    volume, spacing = nifti.read_nifti_hu(scan_path)
+    expected = lung.label_lungs(export.predict_hu(predictors["binary"].run, volume)["label"] > 0,
+                                spacing)
+    assert expected.any()
+    written, _ = nifti.read_nifti(tmp_path / "out" / "lung.nii.gz")
+    np.testing.assert_array_equal(written, expected)
 
 
 def test_dicom_series_gets_an_affine_from_its_spacing(predictors, tmp_path):

@@ -2,8 +2,8 @@
 
 `predict_scan` reads a scan (`read_scan`), runs a trained run's network over its slices in
 batches (`tfcovid.export.predict_hu`: the run's HU window, resizing to the network's input size
-and back), finds the lungs with the classical segmenter (`tfcovid.severity.lung`), and writes
-into one output folder:
+and back), finds the lungs with the classical segmenter (`tfcovid.severity.lung`) or, given a
+lung run, the learned one (`tfcovid.lung_model`), and writes into one output folder:
 
 - ``labels.nii.gz``: uint8 labels, 0 background, 1 ground-glass opacity (infection for a
   single-class run), 2 consolidation, the argmax of the class probabilities;
@@ -11,8 +11,13 @@ into one output folder:
 - ``severity.json``: scan and model, infected fractions of lung per case, lung and slice for
   each class (soft ratios from the class probabilities: "infection" for single-class runs,
   "infection", "ggo" and "consolidation" for multi-class ones; `tfcovid.severity.ratio`), the
-  severity class of the case (and of each slice) by the reference thresholds, and the 12-region
-  CT severity score (`tfcovid.severity.ctss`);
+  severity class of the case (and of each slice) by the run's thresholds, and the 12-region
+  CT severity score (`tfcovid.severity.ctss`); the thresholds are those stored with the run by
+  ``tfcovid severity fit`` (`tfcovid.severity.thresholds`), else the reference ones, and
+  ``settings`` records which (``thresholds_source``, ``thresholds_file``);
+- ``phenotypes.csv``: one row of image phenotypes (`tfcovid.severity.phenotypes`): scan name,
+  severity class and name, infected fraction of lung, then the first-order, GLCM, GLDM and
+  NGTDM radiomic features of the infected lung (predicted labels inside the lung mask, HU);
 - ``report.html``: one self-contained page (`tfcovid.report`).
 
 Scans, told apart by what the path is (`read_scan`):
@@ -40,30 +45,34 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 
 import nibabel
 import numpy as np
+import tensorflow as tf
 from nibabel import orientations
 
-from tfcovid import export, inference, report
+from tfcovid import export, inference, lung_model, report
 from tfcovid.data.readers import checks, dicom, nifti, png
 from tfcovid.data.store import SEVERITY_NAMES
 from tfcovid.errors import DataError
 from tfcovid.progress import progress_bar
-from tfcovid.severity import classes, ctss, lung, ratio
+from tfcovid.severity import classes, ctss, lung, phenotypes, ratio, thresholds
 
 logger = logging.getLogger(__name__)
 
 LABELS_FILE = "labels.nii.gz"
 LUNG_FILE = "lung.nii.gz"
 SEVERITY_FILE = "severity.json"
+PHENOTYPES_FILE = "phenotypes.csv"
 REPORT_FILE = "report.html"
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 IMAGE_FIELD_OF_VIEW_MM = 360.0
@@ -97,20 +106,37 @@ class Scan:
 
 @dataclasses.dataclass(frozen=True)
 class Predictor:
-    """A run loaded once for many scans: the run and which weights it holds."""
+    """A run loaded once for many scans: the run, which weights it holds, and its prediction
+    traced once for any batch and slice size (`predict_hu`); ``jit_compile`` XLA-compiles it
+    (once per batch shape; faster on CPU, equal to the plain graph up to float rounding)."""
 
     run: inference.LoadedRun
     weights: str
+    jit_compile: bool = False
+
+    def __post_init__(self):
+        # Graph mode: 1.4x faster than eager for Inf-Net on 512 x 512 slices (benchmarks/).
+        traced = tf.function(lambda slices_hu: export.predict_tensors(self.run, slices_hu),
+                             input_signature=[tf.TensorSpec([None, None, None], tf.float32)],
+                             jit_compile=self.jit_compile)
+        object.__setattr__(self, "traced_predict", traced)
+
+    def predict_hu(self, slices_hu: np.ndarray) -> dict:
+        """`tfcovid.export.predict_hu` run as one traced graph: the same outputs, as NumPy."""
+        outputs = self.traced_predict(np.asarray(slices_hu, np.float32))
+        return {key: value.numpy() for key, value in outputs.items()}
 
 
-def load_predictor(run_dir: str | os.PathLike, weights: str = "best") -> Predictor:
-    """Loads a run folder for `predict_scan` (`tfcovid.export.load_export_run`).
+def load_predictor(run_dir: str | os.PathLike, weights: str = "best",
+                   jit_compile: bool = False) -> Predictor:
+    """Loads a run folder for `predict_scan` (`tfcovid.export.load_export_run`); see
+    `Predictor` for ``jit_compile``.
 
     Raises:
         ValueError: unknown ``weights``.
         DataError: a missing or unfinished run, or one that cannot predict whole slices.
     """
-    return Predictor(export.load_export_run(run_dir, weights), weights)
+    return Predictor(export.load_export_run(run_dir, weights), weights, jit_compile)
 
 
 def scan_name(path: str | os.PathLike) -> str:
@@ -180,7 +206,9 @@ def read_scan(path: str | os.PathLike, window_hu: tuple[float, float]) -> Scan:
 
 def predict_scan(scan_path: str | os.PathLike, run_dir: str | os.PathLike | Predictor,
                  out_dir: str | os.PathLike, weights: str = "best", batch_size: int = 8,
-                 overwrite: bool = False, progress: bool = True) -> dict:
+                 overwrite: bool = False, progress: bool = True,
+                 timings: dict | None = None,
+                 lung_run: str | os.PathLike | Predictor | None = None) -> dict:
     """Segments a scan and writes its labels, lungs, severity and report (module docstring).
 
     Args:
@@ -192,13 +220,21 @@ def predict_scan(scan_path: str | os.PathLike, run_dir: str | os.PathLike | Pred
         batch_size: int >= 1. Slices per forward pass. Defaults to 8.
         overwrite: bool. Replace an existing ``out_dir``. Defaults to False.
         progress: bool. Show a progress bar over slice batches on a terminal. Defaults to True.
+        timings: dict or None. Filled with the seconds spent per stage: "load" (only when
+            ``run_dir`` is a folder), "read", "inference" (HU window, resizing to the network
+            and back, forward passes), "stitching" (slice batches into the volume),
+            "lung_mask", "severity" (ratios, classes, CT-SS), "phenotypes" (radiomic
+            features), "writing" (NIfTI, JSON, CSV, HTML report). Defaults to None.
+        lung_run: a run trained on lung masks (`tfcovid.lung_model`), as a folder or a
+            loaded `Predictor`, or None for the classical segmenter. Defaults to None.
 
     Returns:
         the content of ``severity.json``, a dict: "scan" (path, name, kind, shape, spacing_mm),
         "model" (run, name, family, weights, class_names, image_size, window_hu), "settings"
-        (ratio mode and severity thresholds), "case" (ratios, lungs, lung_voxels,
-        severity_class, severity_name), "ct_severity_score" (total, max, regions), "slices"
-        (per slice: index, lung_voxels, ratios, right, left, severity_class), "files".
+        (ratio mode, severity thresholds and their source, lung model), "case" (ratios, lungs,
+        lung_voxels, severity_class, severity_name), "ct_severity_score" (total, max,
+        regions), "slices" (per slice: index, lung_voxels, ratios, right, left,
+        severity_class), "files".
 
     Raises:
         ValueError: ``batch_size`` < 1, or ``weights`` other than a given `Predictor`'s.
@@ -218,16 +254,29 @@ def predict_scan(scan_path: str | os.PathLike, run_dir: str | os.PathLike | Pred
                              f"Received: weights={weights!r}")
         predictor = run_dir
     else:
-        predictor = load_predictor(run_dir, weights)
+        with _timed(timings, "load"):
+            predictor = load_predictor(run_dir, weights)
+    if isinstance(lung_run, (str, os.PathLike)):
+        with _timed(timings, "load"):
+            lung_run = lung_model.load_lung_predictor(lung_run)
     data = predictor.run.experiment.data
-    scan = read_scan(scan_path, (data.window_level_hu, data.window_width_hu))
-    probabilities, labels = _segment(predictor.run, scan, batch_size, progress)
-    lungs = lung.segment_lungs(scan.volume_hu, scan.spacing_mm)
+    with _timed(timings, "read"):
+        scan = read_scan(scan_path, (data.window_level_hu, data.window_width_hu))
+    probabilities, labels = _segment(predictor, scan, batch_size, progress, timings)
+    with _timed(timings, "lung_mask"):
+        lungs = (lung.segment_lungs(scan.volume_hu, scan.spacing_mm) if lung_run is None
+                 else lung_model.segment_lungs_learned(lung_run, scan.volume_hu,
+                                                       scan.spacing_mm, batch_size))
     if not lungs.any():
-        raise DataError(f"{scan.path}: no lung found (no air-like region below -320 HU inside "
-                        f"the body); is this a chest CT?")
-    summary = _summary(scan, predictor, probabilities, labels, lungs)
-    _write_outputs(out_dir, scan, labels, lungs, summary)
+        reason = ("no air-like region below -320 HU inside the body" if lung_run is None
+                  else f"the lung model {lung_run.run.workdir} finds none")
+        raise DataError(f"{scan.path}: no lung found ({reason}); is this a chest CT?")
+    with _timed(timings, "severity"):
+        summary = _summary(scan, predictor, probabilities, labels, lungs, lung_run)
+    with _timed(timings, "phenotypes"):
+        phenotype_row = _phenotype_row(scan, labels, lungs, summary)
+    with _timed(timings, "writing"):
+        _write_outputs(out_dir, scan, labels, lungs, summary, phenotype_row)
     logger.info("%s: %s severity, CT-SS %d; written to %s", scan.path,
                 summary["case"]["severity_name"], summary["ct_severity_score"]["total"], out_dir)
     return summary
@@ -266,37 +315,54 @@ def _read_images(folder: Path, window_hu: tuple[float, float]) -> np.ndarray:
     return checks.to_hu_int16(hounsfield, folder)
 
 
-def _segment(run: inference.LoadedRun, scan: Scan, batch_size: int, progress: bool
-             ) -> tuple[np.ndarray, np.ndarray]:
+@contextlib.contextmanager
+def _timed(timings: dict | None, stage: str):
+    """Adds the seconds the block takes to ``timings[stage]``; nothing when ``timings`` is
+    None."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        if timings is not None:
+            timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
+
+
+def _segment(predictor: Predictor, scan: Scan, batch_size: int, progress: bool,
+             timings: dict | None) -> tuple[np.ndarray, np.ndarray]:
     """Class probabilities for `infection_ratios` (infection probability (slices, rows,
     columns) for single-class runs, all 3 classes for multi-class ones) and uint8 labels."""
     volume = scan.volume_hu
-    multiclass = run.family == "multiclass"
+    multiclass = predictor.run.family == "multiclass"
     probabilities = np.empty(volume.shape + ((3,) if multiclass else ()), np.float32)
     labels = np.empty(volume.shape, np.uint8)
     starts = range(0, volume.shape[0], batch_size)
     for start in progress_bar(starts, total=len(starts), description=scan.name,
                               enabled=progress, unit="batch"):
-        outputs = export.predict_hu(run, volume[start:start + batch_size])
-        stop = start + len(outputs["label"])
-        probabilities[start:stop] = (outputs["probabilities"] if multiclass
-                                     else outputs["probabilities"][..., 1])
-        labels[start:stop] = outputs["label"]
-    # bilinear resizing keeps probabilities in [0, 1] up to float rounding
-    return np.clip(probabilities, 0.0, 1.0), labels
+        with _timed(timings, "inference"):
+            outputs = predictor.predict_hu(volume[start:start + batch_size])
+        with _timed(timings, "stitching"):
+            stop = start + len(outputs["label"])
+            probabilities[start:stop] = (outputs["probabilities"] if multiclass
+                                         else outputs["probabilities"][..., 1])
+            labels[start:stop] = outputs["label"]
+    with _timed(timings, "stitching"):
+        # bilinear resizing keeps probabilities in [0, 1] up to float rounding
+        np.clip(probabilities, 0.0, 1.0, out=probabilities)
+    return probabilities, labels
 
 
 def _summary(scan: Scan, predictor: Predictor, probabilities: np.ndarray, labels: np.ndarray,
-             lungs: np.ndarray) -> dict:
+             lungs: np.ndarray, lung_run: Predictor | None) -> dict:
     run, data = predictor.run, predictor.run.experiment.data
     ratios = ratio.infection_ratios(probabilities, lungs)
     named = ratios.to_dict()
     case_ratio = float(ratios.per_case[0])
-    severity = classes.severity_class(case_ratio)
+    stored = thresholds.load_thresholds(run.workdir)
+    severity = classes.severity_class(case_ratio, stored.values)
     score = ctss.ct_severity_score(labels, lungs, slice_order="inferior_to_superior")
     for entry, slice_ratio in zip(named["slices"], ratios.per_slice[:, 0]):
         entry["severity_class"] = (None if np.isnan(slice_ratio)
-                                   else classes.severity_class(float(slice_ratio)))
+                                   else classes.severity_class(float(slice_ratio), stored.values))
     return {
         "scan": {"path": os.fspath(scan.path), "name": scan.name, "kind": scan.kind,
                  "shape": list(scan.volume_hu.shape), "spacing_mm": list(scan.spacing_mm)},
@@ -305,7 +371,9 @@ def _summary(scan: Scan, predictor: Predictor, probabilities: np.ndarray, labels
                   "class_names": list(inference.CLASS_NAMES[run.family]),
                   "image_size": list(data.image_size),
                   "window_hu": [data.window_level_hu, data.window_width_hu]},
-        "settings": {"ratio_mode": "soft", "thresholds": list(classes.REFERENCE_THRESHOLDS),
+        "settings": {"ratio_mode": "soft", "thresholds": list(stored.values),
+                     "thresholds_source": stored.source, "thresholds_file": stored.path,
+                     "lung_model": None if lung_run is None else os.fspath(lung_run.run.workdir),
                      "slice_order": "inferior_to_superior"},
         "case": {"ratios": named["case"], "lungs": named["lungs"],
                  "lung_voxels": {"right": int(ratios.lung_voxels[:, 0].sum()),
@@ -314,7 +382,7 @@ def _summary(scan: Scan, predictor: Predictor, probabilities: np.ndarray, labels
         "ct_severity_score": {"total": score.total, "max": 2 * len(score.regions),
                               "regions": score.regions},
         "slices": named["slices"],
-        "files": [LABELS_FILE, LUNG_FILE, SEVERITY_FILE, REPORT_FILE],
+        "files": [LABELS_FILE, LUNG_FILE, SEVERITY_FILE, PHENOTYPES_FILE, REPORT_FILE],
     }
 
 
@@ -335,8 +403,17 @@ def _nifti(array: np.ndarray, scan: Scan) -> nibabel.Nifti1Image:
     return image
 
 
+def _phenotype_row(scan: Scan, labels: np.ndarray, lungs: np.ndarray, summary: dict) -> dict:
+    """The scan's row of ``phenotypes.csv`` (`tfcovid.severity.phenotypes.CSV_COLUMNS`)."""
+    case = summary["case"]
+    return {"scan": scan.name, "severity_class": case["severity_class"],
+            "severity_name": case["severity_name"],
+            "infected_fraction": case["ratios"]["infection"],
+            **phenotypes.infection_phenotypes(scan.volume_hu, labels, lungs, scan.spacing_mm)}
+
+
 def _write_outputs(out_dir: Path, scan: Scan, labels: np.ndarray, lungs: np.ndarray,
-                   summary: dict) -> None:
+                   summary: dict, phenotype_row: dict) -> None:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     token = uuid.uuid4().hex[:8]
     temporary, replaced = (out_dir.with_name(f".{out_dir.name}.{token}.{end}")
@@ -346,6 +423,7 @@ def _write_outputs(out_dir: Path, scan: Scan, labels: np.ndarray, lungs: np.ndar
         nibabel.save(_nifti(labels, scan), temporary / LABELS_FILE)
         nibabel.save(_nifti(lungs, scan), temporary / LUNG_FILE)
         (temporary / SEVERITY_FILE).write_text(json.dumps(summary, indent=1, allow_nan=False))
+        phenotypes.write_csv(temporary / PHENOTYPES_FILE, [phenotype_row])
         level, width = summary["model"]["window_hu"]
         indices = report.montage_slices(labels, lungs)
         montage = report.slice_montage(scan.volume_hu, labels, indices,

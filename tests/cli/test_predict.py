@@ -9,6 +9,7 @@ from tests.test_export import make_run
 from tests.test_predict import write_phantom_nifti
 from tfcovid.cli.main import main
 from tfcovid.models.infnet import InfNetConfig
+from tfcovid.severity import phenotypes
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +42,12 @@ def test_batch_skips_a_corrupt_scan_and_exits_2(run_dir, tmp_path, capsys):
     assert main(["--quiet", "predict", str(scans), "--model", str(run_dir), "--out",
                  str(out)]) == 2
     captured = capsys.readouterr()
-    assert sorted(path.name for path in out.iterdir()) == ["a", "c"]
+    assert sorted(path.name for path in out.iterdir()) == ["a", "c", "phenotypes.csv"]
     assert all((out / name / "report.html").is_file() for name in ("a", "c"))
+    combined = phenotypes.read_csv(out / "phenotypes.csv")
+    assert combined == [row for name in ("a", "c")
+                        for row in phenotypes.read_csv(out / name / "phenotypes.csv")]
+    assert [row["scan"] for row in combined] == ["a", "c"]
     printed = captured.out.splitlines()
     assert [line.split(": ")[0] for line in printed] == [str(out / "a"), str(out / "c")]
     errors = captured.err.splitlines()

@@ -1,11 +1,12 @@
 """``tfcovid predict SCAN [SCAN ...] --model RUN_DIR --out OUTDIR [--weights ...] [--overwrite]``.
 
 Segments CT scans with a trained run and writes, per scan, ``labels.nii.gz``, ``lung.nii.gz``,
-``severity.json`` and ``report.html`` (`tfcovid.predict.predict_scan`). A SCAN is a NIfTI file,
-a DICOM series folder, a folder of PNG/JPG slices, or a folder holding several scans (NIfTI
-files and series subfolders). One scan is written into OUTDIR itself; several go to
-``OUTDIR/<scan name>/``. A scan that fails is reported on stderr in one line and skipped; the
-exit status is then 2 once the others are done. Example::
+``severity.json``, ``phenotypes.csv`` and ``report.html`` (`tfcovid.predict.predict_scan`). A
+SCAN is a NIfTI file, a DICOM series folder, a folder of PNG/JPG slices, or a folder holding
+several scans (NIfTI files and series subfolders). One scan is written into OUTDIR itself;
+several go to ``OUTDIR/<scan name>/``, and ``OUTDIR/phenotypes.csv`` then holds the phenotype
+rows of every scan written, in order. A scan that fails is reported on stderr in one line and
+skipped; the exit status is then 2 once the others are done. Example::
 
     tfcovid predict scans/ --model runs/phantom_tiny --out reports/
 """
@@ -33,6 +34,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, default=8,
                         help="slices per forward pass (default: 8)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.add_argument("--lung-model", metavar="LUNG_RUN_DIR",
+                        help="run trained on lung masks (tfcovid severity lung-store) to find "
+                             "the lungs instead of the classical segmenter")
     parser.set_defaults(run=run)
 
 
@@ -41,8 +45,9 @@ def run(args) -> None:
     import sys
     from pathlib import Path
 
-    from tfcovid import predict
+    from tfcovid import lung_model, predict
     from tfcovid.errors import ConfigError, DataError, TfcovidError
+    from tfcovid.severity import phenotypes
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size {args.batch_size}: needs 1 or more")
@@ -55,9 +60,11 @@ def run(args) -> None:
             failed.append(path)
     total = len(scans) + len(failed)
     predictor = predict.load_predictor(args.model, args.weights) if scans else None
+    lung_run = (lung_model.load_lung_predictor(args.lung_model)
+                if scans and args.lung_model is not None else None)
     out = Path(args.out)
     several = total > 1
-    used = set()
+    used, written = set(), []
     for scan in scans:
         name, copy = predict.scan_name(scan), 1
         while name in used:  # two scans of one name from different folders
@@ -68,15 +75,21 @@ def run(args) -> None:
         try:
             summary = predict.predict_scan(scan, predictor, out_dir, weights=args.weights,
                                            batch_size=args.batch_size,
-                                           overwrite=args.overwrite, progress=not args.quiet)
+                                           overwrite=args.overwrite, progress=not args.quiet,
+                                           lung_run=lung_run)
         except TfcovidError as error:
             print(f"tfcovid: error: {error}", file=sys.stderr)
             failed.append(scan)
             continue
+        written.append(out_dir)
         case = summary["case"]
         print(f"{out_dir}: severity {case['severity_class']} ({case['severity_name']}), "
               f"infection {100 * case['ratios']['infection']:.1f}% of lung, CT-SS "
               f"{summary['ct_severity_score']['total']}/{summary['ct_severity_score']['max']}")
+    if several and written:
+        phenotypes.write_csv(out / predict.PHENOTYPES_FILE,
+                             [row for out_dir in written
+                              for row in phenotypes.read_csv(out_dir / predict.PHENOTYPES_FILE)])
     if failed:
         raise DataError(f"{len(failed)} of {total} scans failed: "
                         f"{', '.join(str(path) for path in failed)}")

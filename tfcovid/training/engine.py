@@ -401,6 +401,37 @@ def _windowed(images: np.ndarray, normalisation: str) -> np.ndarray:
     return np.clip(first, 0.0, 1.0)
 
 
+def resume(checkpoint: tf.train.Checkpoint, manager: tf.train.CheckpointManager, workdir: Path,
+           epoch: tf.Variable) -> list[dict] | None:
+    """Restores the latest checkpoint of ``manager`` into ``checkpoint``, if there is one.
+
+    Args:
+        checkpoint: the run's checkpoint object.
+        manager: its manager over ``workdir/checkpoints``.
+        workdir: the run folder.
+        epoch: the checkpointed variable counting finished epochs.
+
+    Returns:
+        None for a fresh run; else the records of ``workdir/history.json`` up to the restored
+        epoch (records of a later, unsaved epoch are dropped).
+
+    Raises:
+        ConfigError: the checkpoint was written by another experiment's networks or optimizer.
+    """
+    if not manager.latest_checkpoint:
+        return None
+    try:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError):
+        raise ConfigError(f"{manager.latest_checkpoint}: does not fit this experiment's network "
+                          f"or optimizer; train in a new workdir") from None
+    done = int(epoch.numpy())
+    history_path = workdir / HISTORY_FILE
+    records = json.loads(history_path.read_text()) if history_path.exists() else []
+    logger.info("resuming %s after epoch %d", workdir, done)
+    return [record for record in records if record["epoch"] <= done]
+
+
 def network_state(network: keras.Model) -> list:
     """Every variable of ``network``, to list in a `tf.train.Checkpoint` beside the network.
 
@@ -456,21 +487,9 @@ class _Run:
                                          best_epoch=self.best_epoch)
         self.manager = tf.train.CheckpointManager(checkpoint, workdir / CHECKPOINT_DIR,
                                                   max_to_keep=train.checkpoints_to_keep)
-        self.history = []
-        if self.manager.latest_checkpoint:
-            try:
-                checkpoint.restore(self.manager.latest_checkpoint
-                                   ).assert_existing_objects_matched()
-            except (AssertionError, ValueError, tf.errors.OpError):
-                raise ConfigError(f"{self.manager.latest_checkpoint}: does not fit this "
-                                  f"experiment's network or optimizer; train in a new "
-                                  f"workdir") from None
-            history_path = workdir / HISTORY_FILE
-            if history_path.exists():
-                self.history = [record for record in json.loads(history_path.read_text())
-                                if record["epoch"] <= int(self.epoch.numpy())]
-            logger.info("resuming %s after epoch %d", workdir, int(self.epoch.numpy()))
-        elif train.init_from is not None:
+        resumed = resume(checkpoint, self.manager, workdir, self.epoch)
+        self.history = resumed or []
+        if resumed is None and train.init_from is not None:
             initialise_from(network, train, workdir)
         if prior_network is not None and not (workdir / PRIOR_MODEL_FILE).exists():
             save_network(prior_network, workdir / PRIOR_MODEL_FILE)

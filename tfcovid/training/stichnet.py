@@ -37,7 +37,6 @@ so ``tfcovid evaluate --model WORKDIR`` scores it (the network's "logits" output
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import time
@@ -208,19 +207,7 @@ class _Run:
                                          best_epoch=self.best_epoch)
         self.manager = tf.train.CheckpointManager(checkpoint, workdir / engine.CHECKPOINT_DIR,
                                                   max_to_keep=train.checkpoints_to_keep)
-        self.history = []
-        if self.manager.latest_checkpoint:
-            try:
-                checkpoint.restore(self.manager.latest_checkpoint
-                                   ).assert_existing_objects_matched()
-            except (AssertionError, ValueError, tf.errors.OpError):
-                raise ConfigError(f"{self.manager.latest_checkpoint}: does not fit this "
-                                  f"experiment's network; train in a new workdir") from None
-            history_path = workdir / engine.HISTORY_FILE
-            if history_path.exists():
-                self.history = [record for record in json.loads(history_path.read_text())
-                                if record["epoch"] <= int(self.epoch.numpy())]
-            logger.info("resuming %s after epoch %d", workdir, int(self.epoch.numpy()))
+        self.history = engine.resume(checkpoint, self.manager, workdir, self.epoch) or []
         self.writer = tf.summary.create_file_writer(os.fspath(workdir / engine.TENSORBOARD_DIR))
         if int(self.epoch.numpy()) == 0:
             summaries.write_text(self.writer, 0, "config", summaries.config_text(

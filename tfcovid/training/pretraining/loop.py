@@ -43,7 +43,6 @@ rounds); the last partial training batch is dropped; one device only (no tf.dist
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import time
@@ -96,6 +95,10 @@ def pretrain(experiment: config_lib.Experiment, workdir: str | os.PathLike | Non
     """
     if max_epochs is not None and max_epochs < 1:
         raise ValueError(f"max_epochs must be >= 1 or None. Received: max_epochs={max_epochs}")
+    name = experiment.model.name
+    if name not in INPAINTING_NETWORKS:
+        raise ConfigError(f"model.name: {name!r} is not an inpainting network; pre-train "
+                          f"one of {', '.join(INPAINTING_NETWORKS)}")
     experiment, workdir = engine.prepare_run(experiment, workdir)
     return _Pretraining(experiment, workdir, progress).run(max_epochs)
 
@@ -103,8 +106,8 @@ def pretrain(experiment: config_lib.Experiment, workdir: str | os.PathLike | Non
 def _split(experiment: config_lib.Experiment) -> tuple[list[str], list[str]]:
     """(training cases, validation cases): every unlabelled case trains."""
     case_ids, _, _ = splits.store_case_table(experiment.data.store)
-    labelled, _, _ = splits.store_case_table(experiment.data.store, labelled_only=True)
-    unlabelled = [case for case in case_ids if case not in set(labelled)]
+    labelled = set(splits.store_case_table(experiment.data.store, labelled_only=True)[0])
+    unlabelled = [case for case in case_ids if case not in labelled]
     if not labelled:
         return unlabelled, []
     split = engine.split_cases(experiment)
@@ -118,11 +121,7 @@ class _Pretraining:
         self.experiment, self.workdir, self.progress = experiment, workdir, progress
         self.config, train = experiment.pretrain, experiment.train
         self.phases = schedule.phases(self.config)
-        name = experiment.model.name
-        if name not in INPAINTING_NETWORKS:
-            raise ConfigError(f"model.name: {name!r} is not an inpainting network; pre-train "
-                              f"one of {', '.join(INPAINTING_NETWORKS)}")
-        inpainter = tfcovid.models.build(name, experiment.model.model_config())
+        inpainter = tfcovid.models.build(experiment.model.name, experiment.model.model_config())
         try:
             coach = build_coach(CoachConfig(**self.config.coach))
         except TypeError as error:
@@ -151,19 +150,8 @@ class _Pretraining:
                                          epochs_done=self.epochs_done, best_loss=self.best_loss)
         self.manager = tf.train.CheckpointManager(checkpoint, workdir / engine.CHECKPOINT_DIR,
                                                   max_to_keep=train.checkpoints_to_keep)
-        self.history, self.shown = [], None
-        if self.manager.latest_checkpoint:
-            try:
-                checkpoint.restore(self.manager.latest_checkpoint
-                                   ).assert_existing_objects_matched()
-            except (AssertionError, ValueError, tf.errors.OpError):
-                raise ConfigError(f"{self.manager.latest_checkpoint}: does not fit this "
-                                  f"experiment's networks; pre-train in a new workdir") from None
-            history_path = workdir / engine.HISTORY_FILE
-            if history_path.exists():
-                self.history = [record for record in json.loads(history_path.read_text())
-                                if record["epoch"] <= int(self.epochs_done.numpy())]
-            logger.info("resuming %s after epoch %d", workdir, int(self.epochs_done.numpy()))
+        self.history = engine.resume(checkpoint, self.manager, workdir, self.epochs_done) or []
+        self.shown = None
         self.writer = tf.summary.create_file_writer(os.fspath(workdir / engine.TENSORBOARD_DIR))
         self.network_step = self._compile(self.pretrainer.network_step)
         self.coach_step = self._compile(self.pretrainer.coach_step)
