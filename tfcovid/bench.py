@@ -299,6 +299,7 @@ def inpainting_step(network: keras.Model, coach: keras.Model,
     prior) its "reconstruction" of both; the coach reads the first 3 channels."""
     from tfcovid.losses import inpainting
     from tfcovid.models.ssinfnet import masks
+    from tfcovid.training import optimizers
 
     variables = network.trainable_variables
     optimizer.build(variables)
@@ -316,10 +317,7 @@ def inpainting_step(network: keras.Model, coach: keras.Model,
                 terms = inpainting.inpainting_terms(outputs, image, mask)
             loss = inpainting.inpainting_loss(terms)
             scaled = optimizer.scale_loss(loss)
-        # the segmentation heads take no part in inpainting and get no gradient
-        pairs = [(gradient, variable) for gradient, variable
-                 in zip(tape.gradient(scaled, variables), variables) if gradient is not None]
-        optimizer.apply(*zip(*pairs))
+        optimizers.apply_reached(optimizer, tape.gradient(scaled, variables), variables)
         return loss
 
     return step
@@ -331,6 +329,7 @@ def elbo_step(network: keras.Model,
     posterior samples, the ELBO loss with the first half of the batch labelled (at least one
     image), Adam. Images are squashed into [0, 1] by a sigmoid."""
     from tfcovid.losses import stichnet as stichnet_losses
+    from tfcovid.training import optimizers
 
     variables = network.trainable_variables
     optimizer.build(variables)
@@ -343,9 +342,7 @@ def elbo_step(network: keras.Model,
             loss = stichnet_losses.elbo_terms(parts, images, batch["label"][:labelled],
                                               labelled)["loss"]
             scaled = optimizer.scale_loss(loss)
-        pairs = [(gradient, variable) for gradient, variable
-                 in zip(tape.gradient(scaled, variables), variables) if gradient is not None]
-        optimizer.apply(*zip(*pairs))
+        optimizers.apply_reached(optimizer, tape.gradient(scaled, variables), variables)
         return loss
 
     return step

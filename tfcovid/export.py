@@ -36,14 +36,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from tfcovid import inference
+from tfcovid import atomic, inference
 from tfcovid.data import transforms
 from tfcovid.errors import DataError
 
@@ -203,18 +201,8 @@ def export_run(workdir: str | os.PathLike, out: str | os.PathLike, weights: str 
     run = load_export_run(workdir, weights, prior_run)
     servable = _Servable(run, run.workdir / inference.CONFIG_FILE)
     serve = servable.serve.get_concrete_function()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    token = uuid.uuid4().hex[:8]
-    temporary, replaced = (out.with_name(f".{out.name}.{token}.{end}") for end in ("tmp", "old"))
-    try:
+    with atomic.folder_replaced(out) as temporary:
         tf.saved_model.save(servable, os.fspath(temporary), signatures={SIGNATURE_KEY: serve})
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
-    if out.exists():  # moved aside, deleted only once the new model is in place
-        os.replace(out, replaced)
-    os.replace(temporary, out)
-    shutil.rmtree(replaced, ignore_errors=True)
     data = run.experiment.data
     class_names = inference.CLASS_NAMES[run.family]
     result = {"path": os.fspath(out), "signature": _describe(len(class_names)),

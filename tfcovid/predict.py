@@ -50,9 +50,7 @@ import dataclasses
 import json
 import logging
 import os
-import shutil
 import time
-import uuid
 from pathlib import Path
 
 import nibabel
@@ -60,7 +58,7 @@ import numpy as np
 import tensorflow as tf
 from nibabel import orientations
 
-from tfcovid import export, inference, lung_model, report
+from tfcovid import atomic, export, inference, lung_model, report
 from tfcovid.data.readers import checks, dicom, nifti, png
 from tfcovid.data.store import SEVERITY_NAMES
 from tfcovid.errors import DataError
@@ -414,11 +412,7 @@ def _phenotype_row(scan: Scan, labels: np.ndarray, lungs: np.ndarray, summary: d
 
 def _write_outputs(out_dir: Path, scan: Scan, labels: np.ndarray, lungs: np.ndarray,
                    summary: dict, phenotype_row: dict) -> None:
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    token = uuid.uuid4().hex[:8]
-    temporary, replaced = (out_dir.with_name(f".{out_dir.name}.{token}.{end}")
-                           for end in ("tmp", "old"))
-    try:
+    with atomic.folder_replaced(out_dir) as temporary:
         temporary.mkdir()
         nibabel.save(_nifti(labels, scan), temporary / LABELS_FILE)
         nibabel.save(_nifti(lungs, scan), temporary / LUNG_FILE)
@@ -430,10 +424,3 @@ def _write_outputs(out_dir: Path, scan: Scan, labels: np.ndarray, lungs: np.ndar
                                        (level - width / 2, level + width / 2))
         (temporary / REPORT_FILE).write_text(report.render_report(summary, montage, indices),
                                              encoding="utf-8")
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
-    if out_dir.exists():  # moved aside, deleted only once the new outputs are in place
-        os.replace(out_dir, replaced)
-    os.replace(temporary, out_dir)
-    shutil.rmtree(replaced, ignore_errors=True)

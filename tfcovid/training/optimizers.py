@@ -59,6 +59,15 @@ def adam(learning_rate: float | keras.optimizers.schedules.LearningRateSchedule 
                                  epsilon=ADAM_EPSILON, clipvalue=clipvalue)
 
 
+def apply_reached(optimizer: keras.optimizers.Optimizer, gradients, variables) -> None:
+    """Applies the gradients that exist: variables the loss does not reach (None gradient, e.g.
+    Inf-Net's segmentation heads in inpainting) are left alone, weight decay included, as
+    PyTorch's optimizers leave parameters without a gradient."""
+    pairs = [(gradient, variable) for gradient, variable in zip(gradients, variables)
+             if gradient is not None]
+    optimizer.apply_gradients(pairs)
+
+
 @keras.saving.register_keras_serializable(package="tfcovid")
 class TorchSGD(keras.optimizers.Optimizer):
     """SGD with PyTorch's momentum form and coupled L2 weight decay (spec section 15).

@@ -160,9 +160,8 @@ class Pretrainer:
         with tf.GradientTape() as tape:
             terms = self.terms(self.inpainter(masked, training=True), prepared, mask)
             loss = self.loss(terms)
-        pairs = [(gradient, variable) for gradient, variable in
-                 zip(tape.gradient(loss, variables), variables) if gradient is not None]
-        self.network_optimizer.apply_gradients(pairs)
+        optimizers.apply_reached(self.network_optimizer, tape.gradient(loss, variables),
+                                 variables)
         return {"loss": loss, **terms, "fraction_erased": 1.0 - tf.reduce_mean(mask)}
 
     def coach_objective(self, prepared: dict) -> dict:
