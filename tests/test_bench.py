@@ -47,6 +47,32 @@ def test_model_figures_are_consistent_and_restore_the_dtype_policy(model, mode):
             figures["input_seconds_per_batch"] / step)
 
 
+def test_infer_mode_runs_the_network_once_per_call(monkeypatch):
+    # Inf-Net has five outputs; the timed function must not run the network once per output
+    calls = []
+    build = bench.build_network
+
+    def counting_network(*args, **kwargs):
+        network = build(*args, **kwargs)
+        call = network.call
+        network.call = lambda *inputs, **options: (calls.append(1), call(*inputs, **options))[1]
+        return network
+
+    monkeypatch.setattr(bench, "build_network", counting_network)
+    figures = bench.benchmark(bench.BenchSettings(model="infnet", mode="infer", batch=1,
+                                                  size=32, repeat=2, warmup=1, tiny=True))
+    assert figures["traces"] == 1
+    assert len(calls) == 1  # traced once, so one call in the graph
+
+
+def test_train_mode_with_the_backbone_recomputed():
+    figures = bench.benchmark(bench.BenchSettings(model="infnet", mode="train", batch=2,
+                                                  size=32, repeat=1, warmup=1, tiny=True,
+                                                  recompute=True))
+    assert figures["recompute"] is True and figures["traces"] == 1
+    check_arithmetic(figures, 2, 1)
+
+
 def test_pipeline_figures():
     figures = bench.benchmark(bench.BenchSettings(mode="pipeline", batch=3, size=64, repeat=2,
                                                   warmup=1, augment=False))
@@ -96,6 +122,8 @@ def test_bad_settings_are_value_errors():
         bench.BenchSettings(model="stichnet", mode="predict", size=64)
     with pytest.raises(ValueError, match=r"input_bound applies to train mode"):
         bench.BenchSettings(mode="infer", input_bound=True)
+    with pytest.raises(ValueError, match=r"recompute applies to train mode"):
+        bench.BenchSettings(mode="predict", recompute=True)
 
 
 def test_cli_writes_json_and_refuses_bad_values(tmp_path, capsys):

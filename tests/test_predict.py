@@ -116,6 +116,31 @@ def test_outputs_agree_with_the_computation_redone_here(kind, predictors, scan_p
                                                                 indices, window))
 
 
+@pytest.mark.parametrize("kind", ["binary", "multiclass"])
+def test_bfloat16_predictor_computes_in_bfloat16_with_the_same_weights(kind, runs, predictors,
+                                                                       scan_path, tmp_path):
+    fast = predict.load_predictor(runs[kind], precision="mixed_bfloat16")
+    assert fast.precision == "mixed_bfloat16" and predictors[kind].precision == "float32"
+    assert predict.load_predictor(runs[kind], precision="float32").precision == "float32"
+    assert fast.run.network.compute_dtype == "bfloat16"
+    for got, want in zip(fast.run.network.weights, predictors[kind].run.network.weights):
+        assert got.dtype == "float32"
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    volume, _ = nifti.read_nifti_hu(scan_path)
+    full = predictors[kind].predict_hu(volume)["probabilities"]
+    half = fast.predict_hu(volume)["probabilities"]
+    assert half.dtype == np.float32 and not np.array_equal(half, full)
+    np.testing.assert_allclose(half, full, atol=0.05)  # bfloat16 keeps 8 significant bits
+    summary = predict.predict_scan(scan_path, fast, tmp_path / "out", progress=False,
+                                   precision="mixed_bfloat16")
+    assert summary["settings"]["precision"] == "mixed_bfloat16"
+    with pytest.raises(ValueError, match=r"precision must be the predictor's \('mixed_bfloat16'"):
+        predict.predict_scan(scan_path, fast, tmp_path / "again", progress=False,
+                             precision="float32")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        predict.load_predictor(runs[kind], precision="float64")
+
+
 def test_phenotype_row_and_fitted_thresholds(runs, predictors, scan_path, tmp_path):
     run_dir = runs["binary"]
     thresholds.save_thresholds(run_dir, (0.0, 0.0), {"store": "phantom.h5"})  # all class 2

@@ -35,7 +35,10 @@ SSInfNet; inference is its segmentation forward pass), "stichnet" (the ladder VA
 is its posterior-mean prediction graph, images in [0, 1], sides multiples of 32); ``tiny=True``
 builds their tiny settings (tests). Predict mode takes the first four models. Precision:
 "float32", "mixed_float16" or "mixed_bfloat16" (the global Keras dtype policy while the model
-is built and run).
+is built and run; predict mode saves the untrained run in float32, as training does, and
+predicts with ``load_predictor(..., precision=...)``, as ``tfcovid predict --precision``).
+``recompute`` (train mode) recomputes the backbone's activations in the backward pass
+(`tfcovid.training.recompute`).
 
 Example::
 
@@ -62,11 +65,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfcovid.precision import PRECISIONS, precision_policy
+
 MODELS = {"infnet": "infnet", "multi_infnet": "infnet_multiclass", "unet": "unet_multiclass",
           "fcn8": "fcn8_vgg16", "ssinfnet": "infnet_inpainting", "stichnet": "stichnet"}
 MODES = ("infer", "train", "pipeline", "predict")
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-STAGES = ("load", "read", "inference", "stitching", "lung_mask", "severity", "writing")
+STAGES = ("load", "read", "inference", "stitching", "lung_mask", "severity", "phenotypes",
+          "writing")
 KEEP_FRACTION = 0.75  # share of 16 x 16 cells the coach keeps (SSInfNet's drop_ratio)
 PRETRAIN_CROP = 128  # SSInfNet pre-trains on 128 x 128 crops (spec 7.2)
 
@@ -96,6 +101,9 @@ class BenchSettings:
             in px. Defaults to 352.
         run_dir: str or None. Predict mode: a trained run folder to predict with. Defaults to
             None (the untrained model).
+        recompute: bool. Train mode: recompute the backbone's activations in the backward
+            pass (`tfcovid.training.recompute`; models with a backbone: "infnet"). Defaults to
+            False.
     """
 
     model: Literal["infnet", "multi_infnet", "unet", "fcn8", "ssinfnet", "stichnet"] = "infnet"
@@ -113,6 +121,7 @@ class BenchSettings:
     slices: int = 300
     network_size: int = 352
     run_dir: str | None = None
+    recompute: bool = False
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -135,8 +144,9 @@ class BenchSettings:
             raise ValueError(f"{self.model} is timed in infer and train modes at a size that is "
                              f"a multiple of {multiple}. Received: mode={self.mode!r}, "
                              f"size={self.size}")
-        if self.input_bound and self.mode != "train":
-            raise ValueError(f"input_bound applies to train mode. Received: mode={self.mode!r}")
+        for option in ("input_bound", "recompute"):
+            if getattr(self, option) and self.mode != "train":
+                raise ValueError(f"{option} applies to train mode. Received: mode={self.mode!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,7 +163,7 @@ def benchmark(settings: BenchSettings) -> dict:
     """Measures ``settings``; returns the figures (module docstring) as a flat dict.
 
     Returns:
-        dict with "model", "mode", "batch", "size", "precision", "xla", "repeat",
+        dict with "model", "mode", "batch", "size", "precision", "xla", "recompute", "repeat",
         "seconds_per_batch" (list, the timed calls), "seconds_per_image" (median),
         "seconds_per_image_min", "seconds_per_image_max", "images_per_second", "traces" (int,
         or None for the pipeline), "peak_memory_mb", "device", "tensorflow",
@@ -163,12 +173,12 @@ def benchmark(settings: BenchSettings) -> dict:
         in predict mode also "slices", "network_size", "seconds_per_volume" (median) and
         "stage_seconds" (stage name to median seconds; `STAGES`).
     """
-    from tfcovid.training import engine
-
     keras.utils.set_random_seed(settings.seed)
     extra = {}
+    # predict mode saves its run in float32, as training does, and predicts in the precision
+    policy = "float32" if settings.mode == "predict" else settings.precision
     with tempfile.TemporaryDirectory(prefix="tfcovid-bench-") as folder, \
-            engine.precision_policy(settings.precision):
+            precision_policy(policy):
         timed = _prepare(settings, Path(folder))
         times = _time(timed.call, settings.warmup, settings.repeat)
         if settings.input_bound:
@@ -188,7 +198,8 @@ def benchmark(settings: BenchSettings) -> dict:
     traces = None if timed.traces is None else int(timed.traces())
     return {"model": settings.model, "mode": settings.mode, "batch": settings.batch,
             "size": settings.size, "precision": settings.precision, "xla": settings.xla,
-            "repeat": settings.repeat, "seconds_per_batch": times,
+            "recompute": settings.recompute, "repeat": settings.repeat,
+            "seconds_per_batch": times,
             "seconds_per_image": median / per_call,
             "seconds_per_image_min": min(times) / per_call,
             "seconds_per_image_max": max(times) / per_call,
@@ -233,7 +244,8 @@ def _prepare(settings: BenchSettings, folder: Path) -> _Timed:
     elif settings.model == "stichnet":
         step = elbo_step(network, _optimizer(settings.precision))
     else:
-        step = training_step(network, _optimizer(settings.precision))
+        step = training_step(network, _optimizer(settings.precision),
+                             recompute_backbone=settings.recompute)
     traced = tf.function(step, jit_compile=settings.xla)
     cycle = itertools.cycle(batches)
     return _Timed(lambda: _finish(traced(next(cycle))), traced.experimental_get_tracing_count)
@@ -278,13 +290,16 @@ def _optimizer(precision: str) -> keras.optimizers.Optimizer:
 
 
 def training_step(network: keras.Model, optimizer: keras.optimizers.Optimizer,
-                  terms: dict | None = None) -> Callable[[dict], dict]:
+                  terms: dict | None = None,
+                  recompute_backbone: bool = False) -> Callable[[dict], dict]:
     """The segmentation task's ``train_step`` (`tfcovid.training.tasks`: `InfNetTask` for
-    Inf-Net outputs, `LogitsTask` with ``terms`` otherwise), gradients clipped at 0.5."""
+    Inf-Net outputs, `LogitsTask` with ``terms`` otherwise), gradients clipped at 0.5; see
+    `tfcovid.training.tasks.Task` for ``recompute_backbone``."""
     from tfcovid.training.tasks import InfNetTask, LogitsTask
 
-    task = (InfNetTask(network, clip_value=0.5) if "lateral_2" in network.output
-            else LogitsTask(network, terms, clip_value=0.5))
+    options = {"clip_value": 0.5, "recompute_backbone": recompute_backbone}
+    task = (InfNetTask(network, **options) if "lateral_2" in network.output
+            else LogitsTask(network, terms, **options))
     task.compile(optimizer=optimizer)
     optimizer.build(network.trainable_variables)
     return task.train_step
@@ -384,10 +399,12 @@ def _predict_call(settings: BenchSettings, folder: Path) -> _Timed:
     def call():
         timings = {}
         start = time.perf_counter()
-        predictors[:] = [predict.load_predictor(run_dir, "final", jit_compile=settings.xla)]
+        predictors[:] = [predict.load_predictor(run_dir, "final", jit_compile=settings.xla,
+                                                precision=settings.precision)]
         timings["load"] = time.perf_counter() - start
         out = folder / "out"
         predict.predict_scan(scan, predictors[0], out, weights="final",
+                             precision=settings.precision,
                              batch_size=settings.batch, overwrite=True, progress=False,
                              timings=timings)
         shutil.rmtree(out)

@@ -54,7 +54,8 @@ CONFIG_ASSET = "config.yaml"
 
 
 def load_export_run(workdir: str | os.PathLike, weights: str = "best",
-                    prior_run: str | os.PathLike | None = None) -> inference.LoadedRun:
+                    prior_run: str | os.PathLike | None = None,
+                    precision: str | None = None) -> inference.LoadedRun:
     """Loads a run to export (`tfcovid.inference.load_run`), with its prior network.
 
     Args:
@@ -63,17 +64,19 @@ def load_export_run(workdir: str | os.PathLike, weights: str = "best",
         prior_run: folder of a single-class run whose network (best weights, else final)
             makes the prior of a multi-class run that keeps no ``prior.keras`` (trained with
             ground-truth priors), or None. Defaults to None.
+        precision: None (the network as saved) or a dtype policy to rebuild it in, as
+            `tfcovid.inference.load_run`. Defaults to None.
 
     Returns:
         the loaded run, its ``prior_network`` taken from ``prior_run`` when given.
 
     Raises:
-        ValueError: unknown ``weights``.
+        ValueError: unknown ``weights`` or ``precision``.
         DataError: a missing or unfinished run; a run with ``image_size: null``; a
             multi-class run that needs a prior network and has none; a ``prior_run`` that
             the run does not use or that is not single-class.
     """
-    run = inference.load_run(workdir, weights)
+    run = inference.load_run(workdir, weights, precision)
     if run.experiment.data.image_size is None:
         raise DataError(f"{run.workdir}: data.image_size is null (patch mode); only whole-slice "
                         f"runs can be exported")

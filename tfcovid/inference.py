@@ -38,6 +38,7 @@ import tensorflow as tf
 from tfcovid import config as config_lib
 from tfcovid.data import transforms
 from tfcovid.errors import DataError
+from tfcovid.precision import PRECISIONS, precision_policy
 
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.keras"
@@ -92,25 +93,41 @@ def load_experiment(workdir: str | os.PathLike) -> config_lib.Experiment:
     return config_lib.load_experiment(os.fspath(path))
 
 
-def load_run(workdir: str | os.PathLike, weights: str = "best") -> LoadedRun:
+def load_run(workdir: str | os.PathLike, weights: str = "best",
+             precision: str | None = None) -> LoadedRun:
     """Loads a run folder written by `tfcovid.training.engine.train`.
 
     Args:
         workdir: the run folder.
         weights: "best" (``best.weights.h5``, the best validation epoch) or "final"
             (``model.keras`` as saved at the end). Defaults to "best".
+        precision: None, or a dtype policy of `tfcovid.precision.PRECISIONS` to rebuild the
+            network in (from the run's config, with the saved weights; the prior network
+            stays as saved). Defaults to None (the network as saved: float32 unless trained
+            with mixed precision).
 
     Raises:
-        ValueError: unknown ``weights``.
+        ValueError: unknown ``weights`` or ``precision``.
         DataError: missing folder, config, network or weights file.
     """
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {WEIGHTS}. Received: weights={weights!r}")
-    import tfcovid.models  # noqa: F401  (registers the classes model.keras names)
+    if precision is not None and precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS} or None. Received: "
+                         f"precision={precision!r}")
+    import tfcovid.models  # (also registers the classes model.keras names)
 
     workdir = Path(workdir)
     experiment = load_experiment(workdir)
     network = _load_model(workdir / MODEL_FILE, "the run has not finished training")
+    if precision not in (None, network.dtype_policy.name):
+        # weights copied from the loaded network: loading them from model.keras into the
+        # rebuilt one is several times slower
+        saved = network
+        with precision_policy(precision):
+            network = tfcovid.models.build(experiment.model.name,
+                                           experiment.model.model_config())
+        network.set_weights(saved.get_weights())
     if weights == "best":
         weights_path = workdir / BEST_WEIGHTS_FILE
         if not weights_path.is_file():

@@ -112,6 +112,11 @@ class Predictor:
     weights: str
     jit_compile: bool = False
 
+    @property
+    def precision(self) -> str:
+        """The network's dtype policy: "float32", "mixed_float16" or "mixed_bfloat16"."""
+        return self.run.network.dtype_policy.name
+
     def __post_init__(self):
         # Graph mode: 1.4x faster than eager for Inf-Net on 512 x 512 slices (benchmarks/).
         traced = tf.function(lambda slices_hu: export.predict_tensors(self.run, slices_hu),
@@ -126,15 +131,23 @@ class Predictor:
 
 
 def load_predictor(run_dir: str | os.PathLike, weights: str = "best",
-                   jit_compile: bool = False) -> Predictor:
+                   jit_compile: bool = False, precision: str | None = None) -> Predictor:
     """Loads a run folder for `predict_scan` (`tfcovid.export.load_export_run`); see
     `Predictor` for ``jit_compile``.
 
+    ``precision`` None keeps the network as saved (float32 unless trained with mixed
+    precision); "mixed_bfloat16" (or "mixed_float16", "float32") rebuilds it in that dtype
+    policy with the saved weights: on a CPU with AVX-512 BF16, Inf-Net inference in bfloat16
+    is about 1.6x faster, and labels can differ from the float32 ones near the decision
+    boundary (agreement in ``benchmarks/RESULTS.md``). The prior network of a multi-class run
+    stays as saved.
+
     Raises:
-        ValueError: unknown ``weights``.
+        ValueError: unknown ``weights`` or ``precision``.
         DataError: a missing or unfinished run, or one that cannot predict whole slices.
     """
-    return Predictor(export.load_export_run(run_dir, weights), weights, jit_compile)
+    run = export.load_export_run(run_dir, weights, precision=precision)
+    return Predictor(run, weights, jit_compile)
 
 
 def scan_name(path: str | os.PathLike) -> str:
@@ -206,7 +219,8 @@ def predict_scan(scan_path: str | os.PathLike, run_dir: str | os.PathLike | Pred
                  out_dir: str | os.PathLike, weights: str = "best", batch_size: int = 8,
                  overwrite: bool = False, progress: bool = True,
                  timings: dict | None = None,
-                 lung_run: str | os.PathLike | Predictor | None = None) -> dict:
+                 lung_run: str | os.PathLike | Predictor | None = None,
+                 precision: str | None = None) -> dict:
     """Segments a scan and writes its labels, lungs, severity and report (module docstring).
 
     Args:
@@ -225,6 +239,8 @@ def predict_scan(scan_path: str | os.PathLike, run_dir: str | os.PathLike | Pred
             features), "writing" (NIfTI, JSON, CSV, HTML report). Defaults to None.
         lung_run: a run trained on lung masks (`tfcovid.lung_model`), as a folder or a
             loaded `Predictor`, or None for the classical segmenter. Defaults to None.
+        precision: None or "float32", "mixed_float16", "mixed_bfloat16", as
+            `load_predictor`; with a `Predictor`, None or its own. Defaults to None.
 
     Returns:
         the content of ``severity.json``, a dict: "scan" (path, name, kind, shape, spacing_mm),
@@ -235,7 +251,8 @@ def predict_scan(scan_path: str | os.PathLike, run_dir: str | os.PathLike | Pred
         severity_class), "files".
 
     Raises:
-        ValueError: ``batch_size`` < 1, or ``weights`` other than a given `Predictor`'s.
+        ValueError: ``batch_size`` < 1, or ``weights`` or ``precision`` other than a given
+            `Predictor`'s.
         DataError: ``out_dir`` exists and ``overwrite`` is False; a bad scan (`read_scan`);
             no lung found in the scan; a run that cannot predict.
     """
@@ -247,13 +264,15 @@ def predict_scan(scan_path: str | os.PathLike, run_dir: str | os.PathLike | Pred
             "exists and is not a folder; choose another --out"
         raise DataError(f"{out_dir}: {problem}")
     if isinstance(run_dir, Predictor):
-        if weights != run_dir.weights:
-            raise ValueError(f"weights must be the predictor's ({run_dir.weights!r}). "
-                             f"Received: weights={weights!r}")
+        precision = precision or run_dir.precision
+        for name, value in (("weights", weights), ("precision", precision)):
+            if value != getattr(run_dir, name):
+                raise ValueError(f"{name} must be the predictor's ({getattr(run_dir, name)!r}). "
+                                 f"Received: {name}={value!r}")
         predictor = run_dir
     else:
         with _timed(timings, "load"):
-            predictor = load_predictor(run_dir, weights)
+            predictor = load_predictor(run_dir, weights, precision=precision)
     if isinstance(lung_run, (str, os.PathLike)):
         with _timed(timings, "load"):
             lung_run = lung_model.load_lung_predictor(lung_run)
@@ -369,7 +388,8 @@ def _summary(scan: Scan, predictor: Predictor, probabilities: np.ndarray, labels
                   "class_names": list(inference.CLASS_NAMES[run.family]),
                   "image_size": list(data.image_size),
                   "window_hu": [data.window_level_hu, data.window_width_hu]},
-        "settings": {"ratio_mode": "soft", "thresholds": list(stored.values),
+        "settings": {"ratio_mode": "soft", "precision": predictor.precision,
+                     "thresholds": list(stored.values),
                      "thresholds_source": stored.source, "thresholds_file": stored.path,
                      "lung_model": None if lung_run is None else os.fspath(lung_run.run.workdir),
                      "slice_order": "inferior_to_superior"},

@@ -25,11 +25,22 @@ def test_one_scan_is_written_into_the_output_folder(run_dir, tmp_path, capsys):
                  str(run_dir), "--out", str(out), "--weights", "final"]) == 0
     summary = json.loads((out / "severity.json").read_text())
     assert summary["model"]["weights"] == "final"
+    assert summary["settings"]["precision"] == "float32"  # as saved
     case = summary["case"]
     assert capsys.readouterr().out == (
         f"{out}: severity {case['severity_class']} ({case['severity_name']}), infection "
         f"{100 * case['ratios']['infection']:.1f}% of lung, CT-SS "
         f"{summary['ct_severity_score']['total']}/24\n")
+
+
+def test_precision_option_rebuilds_the_network(run_dir, tmp_path):
+    write_phantom_nifti(tmp_path / "patient_1.nii.gz")
+    out = tmp_path / "report"
+    assert main(["--quiet", "predict", str(tmp_path / "patient_1.nii.gz"), "--model",
+                 str(run_dir), "--out", str(out), "--weights", "final",
+                 "--precision", "mixed_bfloat16"]) == 0
+    assert json.loads((out / "severity.json").read_text())["settings"]["precision"] == \
+        "mixed_bfloat16"
 
 
 def test_batch_skips_a_corrupt_scan_and_exits_2(run_dir, tmp_path, capsys):

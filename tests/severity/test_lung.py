@@ -185,3 +185,55 @@ def test_real_chest_ct_counts_match_lungmask_reference(real_data_dir):
     assert right == pytest.approx(64_752, rel=0.10)  # measured 63,112
     assert left == pytest.approx(36_536, rel=0.10)   # measured 35,414
     np.testing.assert_array_equal(labels[0], labels[1])  # both files hold the same pixels
+
+
+# The volume-wide helpers behind segment_lungs against per-slice definitions recomputed here.
+
+@pytest.mark.parametrize("radius_mm, spacing", [(1.0, (0.88, 0.88)), (2.5, (0.7, 1.1)),
+                                                (1.0, (1.0, 1.0)), (0.0, (1.0, 1.0))])
+def test_opening_by_a_disc_equals_the_distance_map_definition(radius_mm, spacing):
+    from scipy import ndimage
+
+    from tfcovid.severity.lung import _opening
+
+    rng = np.random.default_rng(0)
+    mask = ndimage.binary_dilation(rng.random((3, 40, 50)) > 0.93, iterations=2)
+    mask[1] = True  # a full slice: nothing outside the image erodes it
+    expected = []
+    for plane in mask:  # erode: farther than r from outside; dilate: within r of the eroded
+        eroded = (ndimage.distance_transform_edt(plane, sampling=spacing) > radius_mm
+                  if not plane.all() else plane)
+        expected.append(ndimage.distance_transform_edt(~eroded, sampling=spacing) <= radius_mm
+                        if eroded.any() else eroded)
+    np.testing.assert_array_equal(_opening(mask, radius_mm, spacing), np.stack(expected))
+
+
+def test_border_regions_and_medians_per_label_equal_per_slice_computations():
+    from scipy import ndimage
+
+    from tfcovid.severity.lung import _border_connected, _median_per_label
+
+    rng = np.random.default_rng(1)
+    air = ndimage.binary_opening(rng.random((4, 30, 36)) > 0.45)
+    expected = []
+    for plane in air:
+        regions, _ = ndimage.label(plane)
+        edge = np.concatenate([regions[0], regions[-1], regions[:, 0], regions[:, -1]])
+        expected.append(np.isin(regions, edge[edge > 0]))
+    np.testing.assert_array_equal(_border_connected(air), np.stack(expected))
+
+    labels = rng.integers(1, 6, 200)
+    values = rng.integers(-1000, 100, 200)
+    np.testing.assert_array_equal(
+        _median_per_label(labels, values),
+        [np.median(values[labels == label]) for label in np.unique(labels)])
+
+
+@pytest.mark.parametrize("values, expected", [
+    (np.array([0, 1, 2], np.uint8), True), (np.array([[0, 2]], np.int64), True),
+    (np.zeros((0, 3), np.int16), True), (np.array([0, 3], np.uint8), False),
+    (np.array([-1, 1], np.int16), False), (np.array([0.0, 1.0]), False)])
+def test_holds_labels_accepts_only_integer_labels_0_to_2(values, expected):
+    from tfcovid.severity.lung import holds_labels
+
+    assert holds_labels(values) is expected

@@ -65,6 +65,8 @@ def test_settings_the_loop_cannot_use_are_config_errors(store):
         stichnet.check_experiment(experiment(store, "stichnet.labelled_per_batch=4"))
     with pytest.raises(ConfigError, match="model.name: 'infnet'"):
         stichnet.check_experiment(config.load_experiment("infnet_phantom_tiny"))
+    with pytest.raises(ConfigError, match="train.recompute_backbone: applies to tfcovid train"):
+        stichnet.check_experiment(experiment(store, "train.recompute_backbone=true"))
 
 
 def test_unlabelled_cases_are_the_stores_cases_without_labels(store):

@@ -47,6 +47,8 @@ def add_parser(subparsers) -> None:
                         help="pipeline mode: without augmentation")
     parser.add_argument("--input-bound", action="store_true", help="train mode: also time "
                         "the input pipeline and report its share of a step")
+    parser.add_argument("--recompute", action="store_true", help="train mode: recompute "
+                        "the backbone's activations in the backward pass (less memory)")
     parser.add_argument("--slices", type=int, default=300,
                         help="predict mode: slices of the phantom volume (default: 300)")
     parser.add_argument("--network-size", type=int, default=352, help="predict mode without "
@@ -66,7 +68,8 @@ def format_figures(figures: dict) -> str:
     """The printed table: one "name  value" line per figure."""
     rows = [("model", figures["model"]), ("mode", figures["mode"]),
             ("batch x size", f"{figures['batch']} x {figures['size']} px"),
-            ("precision", figures["precision"] + (" + XLA" if figures["xla"] else "")),
+            ("precision", figures["precision"] + (" + XLA" if figures["xla"] else "")
+             + (", backbone recomputed" if figures.get("recompute") else "")),
             ("seconds/image", f"{figures['seconds_per_image']:.4f} (median of "
                               f"{figures['repeat']}; min {figures['seconds_per_image_min']:.4f}"
                               f", max {figures['seconds_per_image_max']:.4f})"),
@@ -122,7 +125,7 @@ def run(args) -> None:
                 model=args.model, mode=args.mode, batch=args.batch, size=size,
                 precision=args.precision, xla=args.xla, repeat=args.repeat,
                 warmup=args.warmup, tiny=args.tiny, augment=args.augment,
-                input_bound=args.input_bound, slices=args.slices,
+                input_bound=args.input_bound, recompute=args.recompute, slices=args.slices,
                 network_size=args.network_size, run_dir=args.run_dir)
         except ValueError as error:
             raise ConfigError(str(error)) from None

@@ -30,7 +30,7 @@ from typing import Literal
 
 import numpy as np
 
-from tfcovid.severity.lung import LEFT_LUNG, LUNG_NAMES, RIGHT_LUNG
+from tfcovid.severity.lung import LEFT_LUNG, LUNG_NAMES, RIGHT_LUNG, holds_labels
 
 ZONES = ("upper", "middle", "lower")
 PARTS = ("anterior", "posterior")
@@ -86,8 +86,7 @@ def ct_severity_score(opacity: np.ndarray, lung: np.ndarray,
     if not (opacity.dtype == bool or np.issubdtype(opacity.dtype, np.integer)):
         raise ValueError(f"opacity must be integer or bool (threshold probabilities first). "
                          f"Received: dtype={opacity.dtype}")
-    if not np.issubdtype(lung.dtype, np.integer) \
-            or not np.isin(lung, (0, RIGHT_LUNG, LEFT_LUNG)).all():
+    if not holds_labels(lung):
         raise ValueError(f"lung must be integer labels 0, 1, 2. Received: dtype={lung.dtype}")
     if slice_order == "inferior_to_superior":
         opacity, lung = opacity[::-1], lung[::-1]

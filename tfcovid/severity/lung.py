@@ -55,6 +55,9 @@ BACKGROUND, RIGHT_LUNG, LEFT_LUNG = 0, 1, 2
 LUNG_NAMES = {RIGHT_LUNG: "right", LEFT_LUNG: "left"}
 
 _FACE_CONNECTED = ndimage.generate_binary_structure(3, 1)
+_IN_PLANE = np.pad(ndimage.generate_binary_structure(2, 1)[None], ((1, 1), (0, 0), (0, 0)))
+"""3-D structure joining the 4-neighbours within a slice only: one labelling of a volume
+gives each slice's 2-D regions."""
 
 
 def segment_lungs(volume_hu: np.ndarray, spacing_mm: Sequence[float] | None = None,
@@ -95,16 +98,14 @@ def segment_lungs(volume_hu: np.ndarray, spacing_mm: Sequence[float] | None = No
                                closing_mm=closing_mm, max_hole_mm2=max_hole_mm2)
     _check_settings(max_airway_area_mm2=max_airway_area_mm2, airway_midline_mm=airway_midline_mm)
     air = volume < threshold_hu
-    body = np.empty_like(air)
-    columns = np.arange(volume.shape[2])
-    for index in range(volume.shape[0]):
-        body[index] = ~_border_connected(air[index])
-        air[index] &= body[index]
-    midline_px = _centroid_column(body, columns)
-    for index in range(volume.shape[0]):
-        _remove_airways(air[index], volume[index], airway_hu,
+    body = ~_border_connected(air)
+    air &= body
+    midline_px = _centroid_column(body, np.arange(volume.shape[2]))
+    box = _bounding_box(air, 0)
+    if box is not None:  # a view of ``air``: the airways are cleared in place
+        _remove_airways(air[box], volume[box], airway_hu,
                         max_airway_area_mm2 / (spacing[1] * spacing[2]),
-                        midline_px, airway_midline_mm / spacing[2])
+                        midline_px - box[2].start, airway_midline_mm / spacing[2])
     labels = _label_sides(air, body, spacing, settings)
     return labels[0] if squeeze else labels
 
@@ -141,6 +142,14 @@ def label_lungs(mask: np.ndarray, spacing_mm: Sequence[float] | None = None,
                                                  return_distances=False, return_indices=True)
         labels = np.where(lungs, labels[tuple(nearest)], BACKGROUND).astype(np.uint8)
     return labels[0] if squeeze else labels
+
+
+def holds_labels(values: np.ndarray, highest: int = 2) -> bool:
+    """Whether ``values`` is an integer array of labels 0 .. ``highest`` (checked by its minimum
+    and maximum: on a whole volume, several times faster than ``np.isin``)."""
+    values = np.asarray(values)
+    return bool(np.issubdtype(values.dtype, np.integer)
+                and (values.size == 0 or (values.min() >= 0 and values.max() <= highest)))
 
 
 def _check_settings(**settings: float) -> dict:
@@ -181,36 +190,89 @@ def _as_volume(array: np.ndarray, spacing_mm, allow_bool: bool = False
 
 
 def _border_connected(air: np.ndarray) -> np.ndarray:
-    """The regions of a 2-D ``air`` mask that touch the image border."""
-    regions, _ = ndimage.label(air)
-    border = np.unique(np.concatenate([regions[0], regions[-1], regions[:, 0],
-                                       regions[:, -1]]))
-    return np.isin(regions, border[border > 0])
+    """The regions of each slice of a 3-D ``air`` mask that touch the image border."""
+    regions, count = ndimage.label(air, _IN_PLANE)
+    touching = np.zeros(count + 1, bool)
+    for edge in (regions[:, 0], regions[:, -1], regions[:, :, 0], regions[:, :, -1]):
+        touching[edge] = True
+    touching[0] = False
+    return touching[regions]
 
 
-def _remove_airways(air: np.ndarray, slice_hu: np.ndarray, airway_hu: float,
+def _remove_airways(air: np.ndarray, volume: np.ndarray, airway_hu: float,
                     max_area_px: float, midline_px: float, midline_band_px: float) -> None:
-    """Clears, in place, the airways of a 2-D ``air`` mask (see ``segment_lungs``)."""
-    regions, count = ndimage.label(air)
+    """Clears, in place, the airways of each slice of a 3-D ``air`` mask (see
+    ``segment_lungs``): regions of one slice no larger than ``max_area_px`` whose median HU is
+    below ``airway_hu`` or whose centroid column lies within ``midline_band_px`` of
+    ``midline_px``."""
+    regions, count = ndimage.label(air, _IN_PLANE)
     if count == 0:
         return
-    index = np.arange(1, count + 1)
-    areas = ndimage.sum_labels(air, regions, index)
-    medians = np.asarray(ndimage.median(slice_hu, regions, index))
-    centroids = np.array(ndimage.center_of_mass(air, regions, index)).reshape(-1, 2)[:, 1]
-    near_midline = np.abs(centroids - midline_px) <= midline_band_px
-    airway = (areas <= max_area_px) & ((medians < airway_hu) | near_midline)
-    air[np.isin(regions, index[airway])] = False
+    flat = regions.ravel()
+    areas = np.bincount(flat, minlength=count + 1)
+    small = areas <= max_area_px
+    small[0] = False
+    inside = np.flatnonzero(small[flat])  # voxels of small regions, a small share of the air
+    if inside.size == 0:
+        return
+    labels = flat[inside]
+    centroids = (np.bincount(labels, inside % air.shape[2], count + 1)
+                 / np.maximum(areas, 1))
+    airway = small & (np.abs(centroids - midline_px) <= midline_band_px)
+    dark = ~airway[labels]
+    if dark.any():
+        airway[np.unique(labels[dark])] = _median_per_label(
+            labels[dark], volume.ravel()[inside[dark]]) < airway_hu
+    air[airway[regions]] = False
+
+
+def _median_per_label(labels: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Median of ``values`` per distinct label, in increasing label order (the mean of the two
+    middle values for an even count, as ``np.median``)."""
+    order = np.lexsort((values, labels))
+    labels, values = labels[order], values[order].astype(np.float64)
+    starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
+    counts = np.diff(np.r_[starts, labels.size])
+    return (values[starts + (counts - 1) // 2] + values[starts + counts // 2]) / 2
 
 
 def _label_sides(candidates: np.ndarray, body: np.ndarray, spacing: tuple[float, ...],
                  settings: dict) -> np.ndarray:
-    """Steps 4-6 of the module docstring on a 3-D candidate mask."""
+    """Steps 4-6 of the module docstring on a 3-D candidate mask.
+
+    They run inside the candidates' bounding box, grown in-plane by the reach of the opening and
+    closing discs and a background margin, which gives the same labels as the whole volume:
+    nothing outside the box is a candidate or within a disc's reach of one.
+    """
+    labels = np.zeros(candidates.shape, np.uint8)
+    midline = _centroid_column(body, np.arange(candidates.shape[2]))
+    reach_mm = max(settings["opening_mm"], settings["closing_mm"])
+    box = _bounding_box(candidates, int(np.ceil(reach_mm / min(spacing[1:]))) + 2)
+    if box is not None:
+        labels[box] = _label_sides_in_box(candidates[box], body[box], midline - box[2].start,
+                                          spacing, settings)
+    return labels
+
+
+def _bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, slice, slice] | None:
+    """The slices holding ``mask`` and its rows and columns grown by ``margin`` px (within
+    the array), or None for an empty mask."""
+    box = []
+    for axis, grow in zip(range(3), (0, margin, margin)):
+        present = np.flatnonzero(mask.any(axis=tuple(other for other in range(3)
+                                                     if other != axis)))
+        if present.size == 0:
+            return None
+        box.append(slice(max(present[0] - grow, 0), present[-1] + grow + 1))
+    return tuple(box)
+
+
+def _label_sides_in_box(candidates: np.ndarray, body: np.ndarray, midline: float,
+                        spacing: tuple[float, ...], settings: dict) -> np.ndarray:
+    """`_label_sides` on a box, ``midline`` in the box's column coordinates."""
     labels = np.zeros(candidates.shape, np.uint8)
     columns = np.arange(candidates.shape[2])
-    midline = _centroid_column(body, columns)
-    opened = np.stack([_opening(plane, settings["opening_mm"], spacing[1:])
-                       for plane in candidates])
+    opened = _opening(candidates, settings["opening_mm"], spacing[1:])
     regions, count = ndimage.label(opened, _FACE_CONNECTED)
     if count == 0:
         return labels
@@ -248,7 +310,7 @@ def _split_at_midline(component: np.ndarray, midline: float) -> list[np.ndarray]
     """
     columns = np.nonzero(component.any(axis=(0, 1)))[0]
     counts = component.sum(axis=(0, 1))
-    right = counts[:int(np.floor(midline)) + 1].sum()
+    right = counts[:max(int(np.floor(midline)) + 1, 0)].sum()
     if min(right, counts.sum() - right) < 0.25 * counts.sum():
         return None
     width = columns[-1] - columns[0] + 1
@@ -265,28 +327,52 @@ def _split_at_midline(component: np.ndarray, midline: float) -> list[np.ndarray]
 
 def _smooth(lung: np.ndarray, body: np.ndarray, spacing: tuple[float, ...],
             closing_mm: float, max_hole_mm2: float) -> np.ndarray:
-    """Closing and filling of holes up to ``max_hole_mm2`` per slice, kept inside the body."""
+    """Closing and filling of holes up to ``max_hole_mm2`` per slice, kept inside the body.
+
+    Each slice is worked on in its lung's bounding box, grown by the closing's reach and a
+    background margin: nothing beyond it can change the result, and the box is a fraction of
+    the image.
+    """
     smoothed = np.zeros_like(lung)
     max_hole_px = max_hole_mm2 / (spacing[1] * spacing[2])
+    margin = int(np.ceil(closing_mm / min(spacing[1:]))) + 1
     for index in np.nonzero(lung.any(axis=(1, 2)))[0]:
-        plane = _closing(lung[index], closing_mm, spacing[1:])
+        rows = np.flatnonzero(lung[index].any(axis=1))
+        columns = np.flatnonzero(lung[index].any(axis=0))
+        box = (slice(max(rows[0] - margin, 0), rows[-1] + margin + 1),
+               slice(max(columns[0] - margin, 0), columns[-1] + margin + 1))
+        plane = _closing(lung[index][box], closing_mm, spacing[1:])
         holes, count = ndimage.label(ndimage.binary_fill_holes(plane) & ~plane)
         if count:
             areas = np.bincount(holes.ravel())
             areas[0] = max_hole_px + 1
             plane |= (areas <= max_hole_px)[holes]
-        smoothed[index] = plane & body[index]
+        smoothed[index][box] = plane & body[index][box]
     return smoothed
 
 
-def _opening(plane: np.ndarray, radius_mm: float, spacing: Sequence[float]) -> np.ndarray:
-    """Opening by a disc of ``radius_mm`` (Euclidean distances, so the disc is exact)."""
-    eroded = _distance(plane, spacing) > radius_mm
-    return _distance(~eroded, spacing) <= radius_mm
+def _opening(mask: np.ndarray, radius_mm: float, spacing: Sequence[float]) -> np.ndarray:
+    """Opening of each slice of a 3-D mask by a disc of ``radius_mm`` (the pixels whose centres
+    lie within ``radius_mm`` of the disc's centre, ``spacing`` (row, column) apart); pixels
+    beyond the image border count as inside for the erosion."""
+    disc = _disc(radius_mm, spacing)[None]
+    eroded = ndimage.binary_erosion(mask, disc, border_value=1)
+    return ndimage.binary_dilation(eroded, disc)
+
+
+def _disc(radius_mm: float, spacing: Sequence[float]) -> np.ndarray:
+    """Boolean (2 r + 1, 2 c + 1) disc of ``radius_mm`` for pixels ``spacing`` (row, column)
+    mm apart."""
+    reach = [int(np.floor(radius_mm / size)) for size in spacing]
+    rows, columns = np.ogrid[-reach[0]:reach[0] + 1, -reach[1]:reach[1] + 1]
+    return np.sqrt((rows * spacing[0]) ** 2 + (columns * spacing[1]) ** 2) <= radius_mm
 
 
 def _closing(plane: np.ndarray, radius_mm: float, spacing: Sequence[float]) -> np.ndarray:
-    """Closing by a disc of ``radius_mm``; the image border does not erode (padded with 0)."""
+    """Closing by a disc of ``radius_mm``; the image border does not erode (padded with 0).
+
+    The disc is large (about 27 px across at the default radius), so the dilation and erosion
+    threshold Euclidean distance maps, which cost the same whatever the radius."""
     pad = int(np.ceil(radius_mm / min(spacing))) + 1
     dilated = _distance(~np.pad(plane, pad), spacing) <= radius_mm
     closed = _distance(dilated, spacing) > radius_mm

@@ -33,9 +33,8 @@ import dataclasses
 from typing import Literal
 
 import numpy as np
-from scipy import ndimage
 
-from tfcovid.severity.lung import LEFT_LUNG, LUNG_NAMES, RIGHT_LUNG
+from tfcovid.severity.lung import LEFT_LUNG, LUNG_NAMES, RIGHT_LUNG, holds_labels
 
 INFECTION_CLASSES = ("infection", "ggo", "consolidation")
 _PROBABILITY_TOLERANCE = 1e-3
@@ -119,20 +118,19 @@ def infection_ratios(infection: np.ndarray, lung: np.ndarray,
     lung = np.asarray(lung)
     if lung.ndim == 2:
         lung = lung[None]
-    if lung.ndim != 3 or not np.issubdtype(lung.dtype, np.integer) \
-            or not np.isin(lung, (0, RIGHT_LUNG, LEFT_LUNG)).all():
+    if lung.ndim != 3 or not holds_labels(lung):
         raise ValueError(f"lung must be integer labels (slices, rows, columns) with values 0, "
                          f"1, 2. Received: shape={lung.shape}, dtype={lung.dtype}")
     class_maps = _class_maps(np.asarray(infection), lung.shape, mode, threshold)
-    # one region per slice and side: index 3 * slice + side, summed by SciPy in float64
-    regions = lung.astype(np.int32) + 3 * np.arange(lung.shape[0], dtype=np.int32)[:, None, None]
-    index = (3 * np.arange(lung.shape[0])[:, None] + np.array([RIGHT_LUNG, LEFT_LUNG])).ravel()
-    lung_voxels = np.bincount(regions.ravel(), minlength=3 * lung.shape[0])[index]
-    lung_voxels = lung_voxels.reshape(-1, 2)
-    if lung_voxels.sum() == 0:
+    # one region per slice and side, 3 * slice + side, over the lung voxels; sums in float64
+    inside = np.flatnonzero(lung)
+    if inside.size == 0:
         raise ValueError("lung mask has no lung voxel; the infection ratio is undefined")
-    sums = np.stack([np.asarray(ndimage.sum_labels(class_map, regions, index)).reshape(-1, 2)
-                     for class_map in class_maps], axis=-1)  # (slices, 2, classes)
+    regions = lung.ravel()[inside] + 3 * (inside // (lung.shape[1] * lung.shape[2]))
+    index = (3 * np.arange(lung.shape[0])[:, None] + np.array([RIGHT_LUNG, LEFT_LUNG])).ravel()
+    lung_voxels = np.bincount(regions, minlength=3 * lung.shape[0])[index].reshape(-1, 2)
+    sums = np.stack([np.bincount(regions, class_map.ravel()[inside], 3 * lung.shape[0])[index]
+                     .reshape(-1, 2) for class_map in class_maps], axis=-1)  # (slices, 2, classes)
     return InfectionRatios(
         classes=INFECTION_CLASSES[:len(class_maps)],
         per_case=_divide(sums.sum(axis=(0, 1)), lung_voxels.sum()),
@@ -149,7 +147,7 @@ def _class_maps(infection: np.ndarray, shape: tuple[int, ...], mode: str,
     floating = np.issubdtype(infection.dtype, np.floating)
     if infection.shape in voxel_shapes and np.issubdtype(infection.dtype, np.integer):
         labels = infection.reshape(shape)
-        if not np.isin(labels, (0, 1, 2)).all():
+        if not holds_labels(labels):
             raise ValueError(f"labels must be 0, 1 or 2. Received: values "
                              f"{np.unique(labels).tolist()}")
         return _label_maps(labels)

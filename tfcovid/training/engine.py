@@ -61,7 +61,6 @@ Example (a tiny run on a phantom store)::
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
@@ -81,9 +80,10 @@ from tfcovid.errors import ConfigError, TfcovidError
 from tfcovid.losses import DeepSupervisionLoss, EdgeLoss, StructureLoss
 from tfcovid.metrics import tensor
 from tfcovid.models.layers import resize_bilinear
+from tfcovid.precision import precision_policy
 from tfcovid.progress import progress_bar
 from tfcovid.data import transforms
-from tfcovid.training import optimizers, summaries
+from tfcovid.training import optimizers, recompute, summaries
 from tfcovid.training.pretraining import handover
 from tfcovid.training.tasks import InfNetTask, LogitsTask, Task
 
@@ -169,17 +169,6 @@ def prepare_run(experiment: config_lib.Experiment, workdir: str | os.PathLike | 
     return experiment, workdir
 
 
-@contextlib.contextmanager
-def precision_policy(policy: str):
-    """Context manager: the global dtype policy for a run, restored after it."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(policy)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
-
-
 def split_cases(experiment: config_lib.Experiment) -> splits.Split:
     """The run's case-level split of the store's labelled cases (patients kept together).
 
@@ -255,13 +244,20 @@ def build_task(experiment: config_lib.Experiment, network: keras.Model | None = 
         prior_network: frozen single-class network giving the prior, or None.
 
     Raises:
-        ConfigError: loss settings that do not fit the network.
+        ConfigError: loss settings that do not fit the network, or
+            ``train.recompute_backbone`` for a network without a backbone.
     """
     if network is None:
         network = tfcovid.models.build(experiment.model.name, experiment.model.model_config())
     loss, data = experiment.loss, experiment.data
     common = {"clip_value": experiment.optimizer.clip_value, "prior_network": prior_network,
-              "normalisation": data.normalisation}
+              "normalisation": data.normalisation,
+              "recompute_backbone": experiment.train.recompute_backbone}
+    if experiment.train.recompute_backbone:
+        try:
+            recompute.recomputed_backbone(network)
+        except ValueError as error:
+            raise ConfigError(f"train.recompute_backbone: {error}") from None
     if inference.BINARY_OUTPUT in network.output:
         if loss.terms:
             raise ConfigError(f"loss.terms: {experiment.model.name} is trained with the Inf-Net "

@@ -58,6 +58,7 @@ from tfcovid import config as config_lib
 from tfcovid import inference
 from tfcovid.data import pipeline
 from tfcovid.errors import ConfigError, TfcovidError
+from tfcovid.precision import precision_policy
 from tfcovid.training import engine, summaries
 from tfcovid.training.tasks.base import TOTAL
 
@@ -89,7 +90,7 @@ def fit(experiment: config_lib.Experiment, workdir: str | os.PathLike | None = N
     """
     engine.check_trained_here(experiment)
     experiment, workdir = engine.prepare_run(experiment, workdir)
-    with engine.precision_policy(experiment.train.precision):
+    with precision_policy(experiment.train.precision):
         return _fit(experiment, workdir, progress)
 
 

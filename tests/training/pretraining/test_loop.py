@@ -162,6 +162,10 @@ def test_not_an_inpainting_network_and_divergence_are_clear_errors(store, tmp_pa
         loop.pretrain(config.load_experiment("infnet_phantom_tiny", [f"data.store={store}"]),
                       tmp_path / "wrong", progress=False)
     assert not (tmp_path / "wrong").exists()
+    with pytest.raises(ConfigError, match="train.recompute_backbone: applies to tfcovid train"):
+        loop.pretrain(config.load_experiment("multi_ssinfnet_phantom_tiny_pretrain", [
+            f"data.store={store}", "train.recompute_backbone=true"]), tmp_path / "wrong",
+            progress=False)
     diverging = config.load_experiment("multi_ssinfnet_phantom_tiny_pretrain", [
         f"data.store={store}", *TINY, "pretrain.network_learning_rates=[1.0e+30]"])
     with pytest.raises(DivergedError, match="epoch 1 .network phase of round 0.: .* not finite"):

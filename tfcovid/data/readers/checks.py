@@ -52,17 +52,19 @@ def to_hu_int16(values: np.ndarray, origin: str | os.PathLike) -> np.ndarray:
         DataError: NaN or infinite values, values beyond int16, or a range impossible for CT.
     """
     require_finite(values, origin)
-    values = np.round(np.asarray(values, dtype=np.float64))
+    values = np.asarray(values)
+    if not np.issubdtype(values.dtype, np.integer):  # integers (most files) need no rounding
+        values = np.round(values.astype(np.float64))
     low, high = float(values.min()), float(values.max())
     if high > np.iinfo(np.int16).max or low < np.iinfo(np.int16).min:
         raise DataError(f"{origin}: values {low:g}..{high:g} do not fit CT Hounsfield units "
                         f"(int16)")
-    values = np.maximum(values, AIR_HU)
+    values = np.maximum(values.astype(np.int16), AIR_HU)
     air = float(np.percentile(values, 1))
     if air > _MIN_AIR_PERCENTILE_HU or high < 0:
         raise DataError(f"{origin}: not a CT in Hounsfield units (1st percentile {air:g}, "
                         f"maximum {high:g}; a chest CT shows air near -1000 HU)")
-    return values.astype(np.int16)
+    return values
 
 
 def to_labels(values: np.ndarray, origin: str | os.PathLike,

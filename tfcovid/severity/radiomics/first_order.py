@@ -52,7 +52,8 @@ def first_order_features(values: np.ndarray, levels: np.ndarray,
     p10, p25, p75, p90 = np.percentile(values, [10, 25, 75, 90])
     mean = values.mean()
     centred = values - mean
-    m2, m3, m4 = (np.mean(centred ** power) for power in (2, 3, 4))
+    squared = centred * centred  # products, not float powers: several times faster
+    m2, m3, m4 = np.mean(squared), np.mean(squared * centred), np.mean(squared * squared)
     robust = values[(values >= p10) & (values <= p90)]
     energy = float(np.sum(values ** 2))
     return {

@@ -28,6 +28,7 @@ import tensorflow as tf
 from keras import ops
 
 from tfcovid import inference
+from tfcovid.training.recompute import RecomputedForward
 
 TOTAL = "loss"
 
@@ -73,12 +74,15 @@ class Task(keras.Model):
             map is the prior. Defaults to None.
         normalisation: "unit" or "imagenet". How the images are scaled, so the prior from
             ``prior_network`` is scaled alike. Defaults to "imagenet".
+        recompute_backbone: bool. Recompute the backbone's activations in the backward pass
+            (`tfcovid.training.recompute`: less memory, a slower step, the same results).
+            Defaults to False.
         **kwargs: `keras.Model` arguments (``name``).
     """
 
     def __init__(self, network: keras.Model, term_names, clip_value: float | None = None,
                  prior_network: keras.Model | None = None, normalisation: str = "imagenet",
-                 **kwargs):
+                 recompute_backbone: bool = False, **kwargs):
         super().__init__(**kwargs)
         if clip_value is not None and not clip_value > 0:
             raise ValueError(f"clip_value must be positive or None. Received: "
@@ -87,6 +91,7 @@ class Task(keras.Model):
         self.clip_value = clip_value
         self.prior_network = prior_network
         self.normalisation = normalisation
+        self.recomputed_forward = RecomputedForward(network) if recompute_backbone else None
         if prior_network is not None:
             prior_network.trainable = False
         # "/" is not allowed in variable names, so trackers are named with "_".
@@ -141,7 +146,9 @@ class Task(keras.Model):
         """
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as tape:
-            outputs = self.network(self.model_input(data), training=True)
+            inputs = self.model_input(data)
+            outputs = (self.network(inputs, training=True) if self.recomputed_forward is None
+                       else self.recomputed_forward(inputs))
             terms = self.loss_terms(data, outputs)
             total = ops.sum(ops.stack(list(terms.values())))
             # Keras sums gradients over replicas, so each replica's share of the mean is 1/n.
