@@ -31,7 +31,7 @@ def compare(scan: Path, predictors: dict, folder: Path) -> dict:
     for precision, predictor in predictors.items():
         out = folder / f"{predict.scan_name(scan)}_{precision}"
         summary = predict.predict_scan(scan, predictor, out, weights="final", progress=False,
-                                       precision=precision, overwrite=True)
+                                       overwrite=True)
         labels = np.asarray(nibabel.load(out / predict.LABELS_FILE).dataobj)
         slices = np.array([entry["ratios"]["infection"] for entry in summary["slices"]],
                           dtype=float)

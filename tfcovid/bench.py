@@ -404,7 +404,6 @@ def _predict_call(settings: BenchSettings, folder: Path) -> _Timed:
         timings["load"] = time.perf_counter() - start
         out = folder / "out"
         predict.predict_scan(scan, predictors[0], out, weights="final",
-                             precision=settings.precision,
                              batch_size=settings.batch, overwrite=True, progress=False,
                              timings=timings)
         shutil.rmtree(out)

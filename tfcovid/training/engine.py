@@ -445,6 +445,34 @@ def save_network(network: keras.Model, path: Path) -> None:
     os.replace(temporary, path)
 
 
+def end_epoch(loop, network: keras.Model, record: dict) -> None:
+    """The bookkeeping closing an epoch of a training loop with validation Dice.
+
+    Sets ``loop.epoch`` to ``record["epoch"]``; when ``record["val_dice"]`` beats
+    ``loop.best_dice``, records it and the epoch (``loop.best_epoch``) and writes the network's
+    weights whole to ``loop.workdir / BEST_WEIGHTS_FILE``; saves the epoch checkpoint
+    (``loop.manager``) and appends ``record`` to ``loop.history`` and ``history.json``.
+
+    Args:
+        loop: the loop's state: ``epoch``, ``best_dice``, ``best_epoch`` (`tf.Variable`),
+            ``workdir`` (Path), ``manager`` (`tf.train.CheckpointManager`), ``history`` (list).
+        network: the network whose weights are the best ones.
+        record: the epoch's history record, with "epoch" and "val_dice" (None without
+            validation).
+    """
+    epoch = record["epoch"]
+    loop.epoch.assign(epoch)
+    if record["val_dice"] is not None and record["val_dice"] > float(loop.best_dice):
+        loop.best_dice.assign(record["val_dice"])
+        loop.best_epoch.assign(epoch)
+        temporary = loop.workdir / f".tmp.{BEST_WEIGHTS_FILE}"
+        network.save_weights(temporary)
+        os.replace(temporary, loop.workdir / BEST_WEIGHTS_FILE)
+    loop.manager.save(checkpoint_number=epoch)
+    loop.history.append(record)
+    write_json(loop.workdir / HISTORY_FILE, loop.history)
+
+
 def write_json(path: Path, value) -> None:
     """Writes ``value`` as indented JSON through a temporary file and ``os.replace``."""
     temporary = path.with_name(f".{path.name}.tmp")
@@ -547,16 +575,7 @@ class _Run:
                   "val_dice": self._validate(), "learning_rate": learning_rate,
                   "seconds": seconds,
                   "images_per_second": self.steps * self.experiment.train.batch_size / seconds}
-        self.epoch.assign(epoch)
-        if record["val_dice"] is not None and record["val_dice"] > float(self.best_dice):
-            self.best_dice.assign(record["val_dice"])
-            self.best_epoch.assign(epoch)
-            temporary = self.workdir / f".tmp.{BEST_WEIGHTS_FILE}"
-            self.task.network.save_weights(temporary)
-            os.replace(temporary, self.workdir / BEST_WEIGHTS_FILE)
-        self.manager.save(checkpoint_number=epoch)
-        self.history.append(record)
-        write_json(self.workdir / HISTORY_FILE, self.history)
+        end_epoch(self, self.task.network, record)
         self._summarise(record)
         logger.info("epoch %d: loss %.4f, val dice %s, %.1f s", epoch, record["loss"],
                     "n/a" if record["val_dice"] is None else f"{record['val_dice']:.4f}",

@@ -318,16 +318,7 @@ class _Run:
                   **{name: float(tracker.result()) for name, tracker in self.trackers.items()},
                   "val_dice": self._validate(), "seconds": seconds,
                   "images_per_second": self.steps * self.experiment.train.batch_size / seconds}
-        self.epoch.assign(epoch)
-        if record["val_dice"] is not None and record["val_dice"] > float(self.best_dice):
-            self.best_dice.assign(record["val_dice"])
-            self.best_epoch.assign(epoch)
-            temporary = self.workdir / f".tmp.{engine.BEST_WEIGHTS_FILE}"
-            self.network.save_weights(temporary)
-            os.replace(temporary, self.workdir / engine.BEST_WEIGHTS_FILE)
-        self.manager.save(checkpoint_number=epoch)
-        self.history.append(record)
-        engine.write_json(self.workdir / engine.HISTORY_FILE, self.history)
+        engine.end_epoch(self, self.network, record)
         self._summarise(record)
         logger.info("epoch %d: loss %.4f, elbo %.4f, val dice %s, %.1f s", epoch,
                     record["loss"], record["elbo"],
