@@ -126,7 +126,8 @@ def test_bad_settings_are_value_errors():
         bench.BenchSettings(mode="predict", recompute=True)
 
 
-def test_cli_writes_json_and_refuses_bad_values(tmp_path, capsys):
+def test_cli_writes_json_and_refuses_bad_values(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "1")  # recorded with the figures, as the threads
     path = tmp_path / "figures.json"
     assert main(["bench", "--model", "unet", "--mode", "infer", "--batch", "2", "--size", "32",
                  "--repeat", "2", "--warmup", "1", "--tiny", "--json", str(path)]) == 0
@@ -135,5 +136,8 @@ def test_cli_writes_json_and_refuses_bad_values(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert f"images/second   {figures['images_per_second']:.2f}" in printed
     assert "traces          1" in printed
+    assert figures["malloc_arena_max"] == "1" and "malloc arenas   1" in printed
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    assert bench.environment()["malloc_arena_max"] is None
     assert main(["bench", "--size", "16"]) == 2
     assert "size and network_size >= 32" in capsys.readouterr().err

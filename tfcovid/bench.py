@@ -524,7 +524,8 @@ def peak_memory_mb() -> float:
 
 
 def environment() -> dict:
-    """Device name, TensorFlow version and thread settings of this process."""
+    """Device name, TensorFlow version, thread settings and glibc's ``MALLOC_ARENA_MAX`` (None
+    when unset; fewer malloc arenas fragment less, which lowers the CPU peak memory)."""
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         device = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
@@ -532,4 +533,5 @@ def environment() -> dict:
         device = f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
     return {"device": device, "tensorflow": tf.__version__,
             "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
-            "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()}
+            "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+            "malloc_arena_max": os.environ.get("MALLOC_ARENA_MAX")}

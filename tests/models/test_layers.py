@@ -60,6 +60,27 @@ def test_half_pixel_resize_matches_tf_image_resize_without_antialias():
                                atol=1e-6)
 
 
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_bfloat16_resize_has_an_xla_gradient_close_to_float32(align_corners):
+    # The gradient of a bfloat16 resize summed with another bfloat16 path used to fail XLA's
+    # check against mixed float types (mixed-precision training with jit_compile).
+    images = np.random.default_rng(4).normal(size=(2, 4, 5, 3)).astype("float32")
+
+    def gradient(images, dtype):
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            cast = tf.cast(images, dtype)
+            resized = resize_bilinear(cast, (8, 9), align_corners=align_corners)
+            loss = (tf.reduce_sum(tf.cast(resized, tf.float32) ** 2)
+                    + tf.reduce_sum(tf.cast(cast, tf.float32)))
+        return tape.gradient(loss, images)
+
+    xla = tf.function(gradient, jit_compile=True)(tf.constant(images), tf.bfloat16).numpy()
+    expected = gradient(tf.constant(images), tf.float32).numpy()
+    assert np.abs(expected).max() > 1
+    np.testing.assert_allclose(xla, expected, rtol=0.05, atol=0.05)
+
+
 def test_align_corners_reproduces_a_linear_ramp_exactly():
     # f(r, c) = 2 r + 3 c on a 4 x 6 grid; output pixel (i, j) of 7 x 11 sits at
     # r = i * 3 / 6, c = j * 5 / 10, where bilinear interpolation of a linear f is exact.

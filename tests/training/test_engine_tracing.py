@@ -2,6 +2,7 @@
 
 import collections
 
+import numpy as np
 import pytest
 
 from tfcovid import config
@@ -11,7 +12,9 @@ from tfcovid.training.tasks import LogitsTask
 
 
 @pytest.mark.slow
-def test_one_trace_per_scale_over_epochs_of_several_batches(tmp_path, monkeypatch):
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_one_trace_per_scale_over_epochs_of_several_batches(tmp_path, monkeypatch, jit_compile):
+    # with XLA too, whose compiled step must not receive the batches' "case_id" strings
     store = tmp_path / "phantom.h5"
     phantom.write_phantom(store, num_cases=2, num_slices=4, size=64, progress=False)
     experiment = config.Experiment(
@@ -20,7 +23,7 @@ def test_one_trace_per_scale_over_epochs_of_several_batches(tmp_path, monkeypatc
         data=pipeline.DataConfig(store=str(store), image_size=(64, 64)),
         optimizer=config.OptimizerConfig(schedule="constant"),
         train=config.TrainConfig(epochs=2, batch_size=2, scales=(0.5, 1.0), steps_per_epoch=3,
-                                 validation_fraction=0.0))
+                                 validation_fraction=0.0, jit_compile=jit_compile))
     # Python runs a traced step's body only while tracing: count those runs per image size.
     traced_sizes = collections.Counter()
     original = LogitsTask.train_step
@@ -30,6 +33,7 @@ def test_one_trace_per_scale_over_epochs_of_several_batches(tmp_path, monkeypatc
         return original(self, data, update_metrics=update_metrics)
 
     monkeypatch.setattr(LogitsTask, "train_step", counting_train_step)
-    engine.train(experiment, tmp_path / "run", progress=False)
+    final = engine.train(experiment, tmp_path / "run", progress=False)
     # 2 epochs x 3 batches x 2 scales = 12 steps; sizes round(64 * rate / 32) * 32
     assert traced_sizes == {(32, 32): 1, (64, 64): 1}
+    assert np.isfinite(final["loss"])

@@ -80,6 +80,8 @@ def format_figures(figures: dict) -> str:
             ("tensorflow", f"{figures['tensorflow']} (threads: intra "
                            f"{figures['intra_op_threads']}, inter {figures['inter_op_threads']};"
                            f" 0 = all cores)")]
+    if figures.get("malloc_arena_max") is not None:
+        rows.append(("malloc arenas", figures["malloc_arena_max"]))
     if "input_bound_fraction" in figures:
         fraction = figures["input_bound_fraction"]
         verdict = "the bottleneck" if fraction > 1 else "not the bottleneck"

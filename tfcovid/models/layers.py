@@ -23,6 +23,8 @@ import math
 import keras
 import tensorflow as tf
 
+from tfcovid.models.batch_norm import BatchNormalization
+
 
 def torch_kernel_initializer() -> keras.initializers.Initializer:
     """PyTorch's default convolution kernel initialiser, Kaiming-uniform with a = sqrt(5).
@@ -63,8 +65,8 @@ class ConvBN(keras.layers.Layer):
                                         dilation_rate=dilation_rate, use_bias=False,
                                         kernel_initializer=torch_kernel_initializer(),
                                         dtype=self.dtype_policy, name="conv")
-        self.bn = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5,  # PyTorch 0.1
-                                                  dtype=self.dtype_policy, name="bn")
+        self.bn = BatchNormalization(momentum=0.9, epsilon=1e-5,  # PyTorch 0.1
+                                     dtype=self.dtype_policy, name="bn")
 
     def build(self, input_shape):
         self.conv.build(input_shape)
@@ -105,7 +107,10 @@ def resize_bilinear(images, size, align_corners: bool = False):
     """
     images = tf.convert_to_tensor(images)
     if not align_corners:
-        resized = tf.image.resize(images, size, method="bilinear", antialias=False)
+        # The resize kernel computes in float32 for any input; feeding it float32 keeps its
+        # gradient (ResizeBilinearGrad) in float32 too, which XLA needs under mixed precision.
+        resized = tf.image.resize(tf.cast(images, tf.float32), size, method="bilinear",
+                                  antialias=False)
         return tf.cast(resized, images.dtype)
     for axis, out_size in zip((1, 2), size):
         images = _resize_axis_align_corners(images, out_size, axis)

@@ -532,18 +532,24 @@ class _Run:
 
     def _step_function(self, size: tuple[int, int], update_metrics: bool):
         image_size = tuple(self.experiment.data.image_size)
+        train = self.experiment.train
 
         def step(batch):
             if tuple(size) != image_size:
                 batch = _resize_batch(batch, size)
             return self.task.train_step(batch, update_metrics=update_metrics)
 
-        def distributed_step(batch):
-            return self.strategy.run(step, args=(batch,))
+        if train.jit_compile and not train.run_eagerly:
+            # XLA compiles the replica's step; it takes no strings, so "case_id" stays out
+            step = tf.function(step, jit_compile=True)
 
-        if self.experiment.train.run_eagerly:
-            return distributed_step
-        return tf.function(distributed_step, jit_compile=self.experiment.train.jit_compile)
+        def replica_step(batch):
+            return step({key: value for key, value in batch.items() if value.dtype != tf.string})
+
+        def distributed_step(batch):
+            return self.strategy.run(replica_step, args=(batch,))
+
+        return distributed_step if train.run_eagerly else tf.function(distributed_step)
 
     def fit(self) -> dict:
         if int(self.epoch.numpy()) >= self.experiment.train.epochs:

@@ -215,7 +215,8 @@ class _Run:
         if int(self.epoch.numpy()) == 0:
             summaries.write_text(self.writer, 0, "config", summaries.config_text(
                 config_lib.to_yaml(experiment)))
-        self.step = self._train_step if train.run_eagerly else tf.function(self._train_step)
+        self.step = (self._train_step if train.run_eagerly
+                     else tf.function(self._train_step, jit_compile=train.jit_compile))
         self.predict = (self._predict_labels if train.run_eagerly
                         else tf.function(self._predict_labels))
         self.recalibrate_forward = None if train.run_eagerly else tf.function(

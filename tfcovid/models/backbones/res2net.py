@@ -23,6 +23,7 @@ import keras
 from keras import layers, ops
 
 from tfcovid.models.base import TfcovidModel
+from tfcovid.models.batch_norm import BatchNormalization
 from tfcovid.registry import BACKBONES
 
 FEATURE_KEYS = ("s4", "s8", "s16", "s32")
@@ -45,7 +46,7 @@ def _conv(x, filters, kernel_size, strides, name):
 
 
 def _bn(x, name):
-    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)(x)  # PyTorch 0.1
+    return BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)(x)  # PyTorch 0.1
 
 
 def _bottle2neck(x, planes, strides, is_stage_block, base_width, scale, name):

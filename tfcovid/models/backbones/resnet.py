@@ -27,6 +27,7 @@ import keras
 from keras import layers
 
 from tfcovid.models.base import TfcovidModel
+from tfcovid.models.batch_norm import BatchNormalization
 from tfcovid.registry import BACKBONES
 
 BLOCK_TYPES = ("basic", "bottleneck")
@@ -62,7 +63,7 @@ def _conv(x, filters, kernel_size, strides, initializers, name):
 
 
 def _bn(x, name):
-    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)(x)  # PyTorch 0.1
+    return BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)(x)  # PyTorch 0.1
 
 
 def _block(x, block_type, filters, strides, initializers, name):

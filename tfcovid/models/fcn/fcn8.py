@@ -30,6 +30,7 @@ import keras
 from keras import layers
 
 from tfcovid.models.base import TfcovidModel
+from tfcovid.models.batch_norm import BatchNormalization
 from tfcovid.models.layers import torch_bias_initializer, torch_kernel_initializer
 from tfcovid.registry import BACKBONES, MODELS
 
@@ -44,7 +45,7 @@ def _deconv(x, filters, name):
 
 
 def _bn(x, name):
-    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)(x)  # PyTorch 0.1
+    return BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)(x)  # PyTorch 0.1
 
 
 @keras.saving.register_keras_serializable(package="tfcovid")

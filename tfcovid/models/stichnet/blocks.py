@@ -25,6 +25,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from tfcovid.models.batch_norm import BatchNormalization
+
 HIGH_ABOVE = 64  # blocks wider than this use the bottleneck form (spec 3.1)
 
 
@@ -55,7 +57,7 @@ class ConvStack(keras.layers.Layer):
             else:
                 conv = layers.Conv2D(filters, kernel_size, padding="same", name=f"conv_{index}")
             self.convs.append(conv)
-            self.norms.append(layers.BatchNormalization(name=f"bn_{index}") if activate
+            self.norms.append(BatchNormalization(name=f"bn_{index}") if activate
                               else None)
 
     def call(self, inputs, training=None):
@@ -101,7 +103,7 @@ class ResBlock(keras.layers.Layer):
             shapes = [(filters, 3), (filters, 3)]
         else:
             shapes = [(_quarter(filters), 1), (_quarter(filters), 3), (filters, 1)]
-        self.norms = [layers.BatchNormalization(name=f"bn_{i}") for i in range(len(shapes))]
+        self.norms = [BatchNormalization(name=f"bn_{i}") for i in range(len(shapes))]
         self.convs = [layers.Conv2D(width, size, padding="same", name=f"conv_{i}")
                       for i, (width, size) in enumerate(shapes)]
 
@@ -141,7 +143,7 @@ class Smooth(keras.layers.Layer):
         self.head = ConvStack(specs, name="head")
         self.blocks = [] if compact else [ResBlock(filters, name=f"res_{i}")
                                           for i in range(num_blocks)]
-        self.norm = None if compact else layers.BatchNormalization(name="bn")
+        self.norm = None if compact else BatchNormalization(name="bn")
 
     def call(self, inputs, training=None):
         outputs = self.head(inputs, training=training)

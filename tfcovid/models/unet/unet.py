@@ -44,6 +44,7 @@ import tensorflow as tf
 from keras import layers
 
 from tfcovid.models.base import TfcovidModel
+from tfcovid.models.batch_norm import BatchNormalization
 from tfcovid.models.layers import (resize_bilinear, spatial_size, torch_bias_initializer,
                                    torch_kernel_initializer)
 from tfcovid.registry import MODELS
@@ -149,8 +150,8 @@ def _double_conv(x, filters, mid_filters, name):
     """DoubleConv: (3x3 convolution with bias, BN, ReLU) twice; PyTorch ``double_conv.{0..5}``."""
     for index, width in ((0, mid_filters), (3, filters)):
         x = _conv(x, width, 3, f"{name}_double_conv_{index}")
-        x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5,  # PyTorch momentum 0.1
-                                      name=f"{name}_double_conv_{index + 1}")(x)
+        x = BatchNormalization(momentum=0.9, epsilon=1e-5,  # PyTorch momentum 0.1
+                               name=f"{name}_double_conv_{index + 1}")(x)
         x = layers.ReLU(name=f"{name}_double_conv_{index + 2}")(x)
     return x
 
