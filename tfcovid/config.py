@@ -183,7 +183,7 @@ class TrainConfig:
         jit_compile: bool. XLA-compile the training step. Defaults to False.
         recompute_backbone: bool. Recompute the backbone's activations in the backward pass
             (`tfcovid.training.recompute`; networks with a Res2Net or ResNet backbone): for
-            Inf-Net 27 % less peak memory and a 37 % slower float32 step on CPU, the same
+            Inf-Net 26 % less peak memory and a 19 % slower float32 step on CPU, the same
             results up to float rounding. Defaults to False.
         run_eagerly: bool. Run steps eagerly instead of tracing them (debugging; tiny test
             runs, where tracing costs more than the steps). Defaults to False.

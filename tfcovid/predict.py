@@ -138,7 +138,7 @@ def load_predictor(run_dir: str | os.PathLike, weights: str = "best",
     ``precision`` None keeps the network as saved (float32 unless trained with mixed
     precision); "mixed_bfloat16" (or "mixed_float16", "float32") rebuilds it in that dtype
     policy with the saved weights: on a CPU with AVX-512 BF16, Inf-Net inference in bfloat16
-    is about 1.6x faster, and labels can differ from the float32 ones near the decision
+    is 1.6-1.7x faster, and labels can differ from the float32 ones near the decision
     boundary (agreement in ``benchmarks/RESULTS.md``). The prior network of a multi-class run
     stays as saved.
 

@@ -85,7 +85,7 @@ def run(args) -> None:
             summary = predict.predict_scan(scan, predictor, out_dir, weights=args.weights,
                                            batch_size=args.batch_size,
                                            overwrite=args.overwrite, progress=not args.quiet,
-                                           lung_run=lung_run, precision=args.precision)
+                                           lung_run=lung_run)
         except TfcovidError as error:
             print(f"tfcovid: error: {error}", file=sys.stderr)
             failed.append(scan)

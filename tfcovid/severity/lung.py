@@ -337,10 +337,7 @@ def _smooth(lung: np.ndarray, body: np.ndarray, spacing: tuple[float, ...],
     max_hole_px = max_hole_mm2 / (spacing[1] * spacing[2])
     margin = int(np.ceil(closing_mm / min(spacing[1:]))) + 1
     for index in np.nonzero(lung.any(axis=(1, 2)))[0]:
-        rows = np.flatnonzero(lung[index].any(axis=1))
-        columns = np.flatnonzero(lung[index].any(axis=0))
-        box = (slice(max(rows[0] - margin, 0), rows[-1] + margin + 1),
-               slice(max(columns[0] - margin, 0), columns[-1] + margin + 1))
+        box = _bounding_box(lung[index][None], margin)[1:]
         plane = _closing(lung[index][box], closing_mm, spacing[1:])
         holes, count = ndimage.label(ndimage.binary_fill_holes(plane) & ~plane)
         if count:

@@ -143,6 +143,14 @@ def check_trained_here(experiment: config_lib.Experiment) -> None:
                           f"`tfcovid train`")
 
 
+def check_no_recompute(experiment: config_lib.Experiment, loop: str) -> None:
+    """Raises `ConfigError` when ``train.recompute_backbone`` is set for ``loop`` (its name in
+    the message), a loop that does not recompute (only `tfcovid train`'s tasks do)."""
+    if experiment.train.recompute_backbone:
+        raise ConfigError(f"train.recompute_backbone: applies to tfcovid train, not to {loop}; "
+                          f"leave it false")
+
+
 def prepare_run(experiment: config_lib.Experiment, workdir: str | os.PathLike | None
                 ) -> tuple[config_lib.Experiment, Path]:
     """Checks the experiment, creates the run folder, writes ``config.yaml`` and seeds Python,

@@ -92,9 +92,7 @@ def check_experiment(experiment: config_lib.Experiment) -> None:
     if experiment.model.name != MODEL_NAME:
         raise ConfigError(f"model.name: {experiment.model.name!r}; tfcovid stichnet trains "
                           f"'{MODEL_NAME}' (use tfcovid train for other networks)")
-    if train.recompute_backbone:
-        raise ConfigError("train.recompute_backbone: applies to tfcovid train, not to "
-                          "StichNet's loop; leave it false")
+    engine.check_no_recompute(experiment, "StichNet's loop")
     if data.channels != 1 or data.normalisation != "unit":
         raise ConfigError(f"data.channels: {data.channels}, data.normalisation: "
                           f"{data.normalisation!r}; StichNet takes 1 channel in [0, 1] "

@@ -99,9 +99,7 @@ def pretrain(experiment: config_lib.Experiment, workdir: str | os.PathLike | Non
     if name not in INPAINTING_NETWORKS:
         raise ConfigError(f"model.name: {name!r} is not an inpainting network; pre-train "
                           f"one of {', '.join(INPAINTING_NETWORKS)}")
-    if experiment.train.recompute_backbone:
-        raise ConfigError("train.recompute_backbone: applies to tfcovid train, not to "
-                          "pre-training; leave it false")
+    engine.check_no_recompute(experiment, "pre-training")
     experiment, workdir = engine.prepare_run(experiment, workdir)
     return _Pretraining(experiment, workdir, progress).run(max_epochs)
 
