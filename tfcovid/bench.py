@@ -65,6 +65,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfcovid import memory
 from tfcovid.precision import PRECISIONS, precision_policy
 
 MODELS = {"infnet": "infnet", "multi_infnet": "infnet_multiclass", "unet": "unet_multiclass",
@@ -248,7 +249,12 @@ def _prepare(settings: BenchSettings, folder: Path) -> _Timed:
                              recompute_backbone=settings.recompute)
     traced = tf.function(step, jit_compile=settings.xla)
     cycle = itertools.cycle(batches)
-    return _Timed(lambda: _finish(traced(next(cycle))), traced.experimental_get_tracing_count)
+
+    def train_call():  # as the training loops: the freed heap goes back after each step
+        _finish(traced(next(cycle)))
+        memory.release_free_memory()
+
+    return _Timed(train_call, traced.experimental_get_tracing_count)
 
 
 def build_network(model: str, tiny: bool, **options) -> keras.Model:

@@ -1,6 +1,8 @@
 """Tests of tfcovid.severity.radiomics against hand counts, the pyradiomics documentation's worked
 examples, scikit-image, SciPy and NumPy computed directly from voxel pairs."""
 
+import itertools
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -168,6 +170,55 @@ def test_glcm_averages_directions_and_handles_one_grey_level():
     assert flat["Correlation"] == flat["MCC"] == 1.0 and flat["Contrast"] == 0.0
     alone = glcm.glcm_features(grey_roi(np.array([[1, 0, 2]]), np.array([[1, 0, 1]])))
     assert all(np.isnan(value) for value in alone.values())   # no touching pair
+
+
+def _neighbour_loop(levels: np.ndarray, mask: np.ndarray, z: int, y: int, x: int) -> list:
+    """Grey levels of the neighbours of (z, y, x) inside ``mask``, one per direction."""
+    found = []
+    for dz, dy, dx in itertools.product((-1, 0, 1), repeat=3):
+        near = (z + dz, y + dy, x + dx)
+        if (dz, dy, dx) != (0, 0, 0) and all(0 <= c < s for c, s in zip(near, mask.shape)) \
+                and mask[near]:
+            found.append(levels[near])
+    return found
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 6), (1, 6, 7)])
+def test_neighbourhood_counts_match_a_loop_over_the_26_neighbours(shape):
+    rng = np.random.default_rng(5)
+    levels = rng.integers(1, 5, shape)
+    mask = rng.random(shape) < 0.7
+    roi = RegionOfInterest.from_mask(levels * BIN, mask)
+    grey = np.zeros(shape, np.int64)
+    grey[mask] = roi.levels
+    inside, equal, level_sum = [], [], []
+    for z, y, x in zip(*np.nonzero(mask)):
+        near = _neighbour_loop(grey, mask, z, y, x)
+        inside.append(len(near))
+        equal.append(sum(level == grey[z, y, x] for level in near))
+        level_sum.append(sum(near))
+    neighbourhood = roi.neighbourhood
+    assert neighbourhood.inside.tolist() == inside
+    assert neighbourhood.equal.tolist() == equal
+    assert neighbourhood.level_sum.tolist() == level_sum
+    for offset in np.concatenate([roi.offsets, -roi.offsets]):
+        np.testing.assert_array_equal(roi.neighbours(offset), roi.grid[roi.index + offset])
+
+
+def test_gldm_with_alpha_counts_neighbours_within_alpha_grey_levels():
+    rng = np.random.default_rng(6)
+    levels = rng.integers(1, 6, (3, 4, 5))
+    mask = rng.random(levels.shape) < 0.8
+    roi = RegionOfInterest.from_mask(levels * BIN, mask)
+    grey = np.zeros(levels.shape, np.int64)
+    grey[mask] = roi.levels
+    counts, present = gldm.dependence_matrix(roi, alpha=1)
+    expected = np.zeros_like(counts)
+    for z, y, x in zip(*np.nonzero(mask)):
+        near = _neighbour_loop(grey, mask, z, y, x)
+        dependants = sum(abs(level - grey[z, y, x]) <= 1 for level in near)
+        expected[np.searchsorted(present, grey[z, y, x]), dependants] += 1
+    np.testing.assert_array_equal(counts, expected)
 
 
 def test_gldm_is_the_documented_matrix():

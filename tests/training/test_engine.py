@@ -204,11 +204,14 @@ def test_user_errors_are_config_errors(store, tmp_path):
 
 
 @pytest.mark.slow
-def test_traced_multi_scale_epoch_under_mixed_precision(store, tmp_path):
+def test_traced_multi_scale_epoch_under_mixed_precision(store, tmp_path, monkeypatch):
     experiment = tiny_experiment(store, "train.epochs=1", "train.run_eagerly=false",
                                  "train.precision=mixed_float16")
+    releases = []
+    monkeypatch.setattr(engine.memory, "release_free_memory", lambda: releases.append(1))
     final = engine.train(experiment, tmp_path, progress=False)
     assert np.isfinite(final["loss"]) and keras.config.dtype_policy().name == "float32"
+    assert len(releases) == STEPS  # the freed heap goes back after every batch's steps
 
 
 def test_checkpoint_of_another_network_is_a_config_error(resumed_run, tmp_path):

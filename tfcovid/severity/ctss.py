@@ -91,15 +91,18 @@ def ct_severity_score(opacity: np.ndarray, lung: np.ndarray,
     if slice_order == "inferior_to_superior":
         opacity, lung = opacity[::-1], lung[::-1]
     regions = []
+    opacified = opacity != 0
     for side in (RIGHT_LUNG, LEFT_LUNG):
         inside = lung == side
         zone_of, part_of = _zone_and_part(inside)
-        opacified = inside & (opacity != 0)
+        # voxels per (slice, row): a region is a set of whole slice rows
+        lung_counts = np.count_nonzero(inside, axis=2)
+        opacified_counts = np.count_nonzero(inside & opacified, axis=2)
         for zone_index, zone in enumerate(ZONES):
             for part_index, part in enumerate(PARTS):
-                region = (zone_of == zone_index) & (part_of == part_index)
-                lung_voxels = int(np.count_nonzero(inside & region))
-                opacified_voxels = int(np.count_nonzero(opacified & region))
+                region = (zone_of[:, :, 0] == zone_index) & (part_of[:, :, 0] == part_index)
+                lung_voxels = int(lung_counts[region].sum())
+                opacified_voxels = int(opacified_counts[region].sum())
                 fraction = opacified_voxels / lung_voxels if lung_voxels else None
                 score = 0 if not opacified_voxels else 1 if fraction < 0.5 else 2
                 regions.append({"lung": LUNG_NAMES[side], "zone": zone, "part": part,

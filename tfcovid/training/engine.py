@@ -74,7 +74,7 @@ import tensorflow as tf
 
 import tfcovid.models
 from tfcovid import config as config_lib
-from tfcovid import inference
+from tfcovid import inference, memory
 from tfcovid.data import pipeline, splits
 from tfcovid.errors import ConfigError, TfcovidError
 from tfcovid.losses import DeepSupervisionLoss, EdgeLoss, StructureLoss
@@ -582,6 +582,7 @@ class _Run:
                                   description=f"epoch {epoch}/{self.experiment.train.epochs}"):
             for step_function in self.step_functions:
                 step_function(batch)
+            memory.release_free_memory()
         seconds = time.perf_counter() - start
         record = {"epoch": epoch,
                   **{name: float(tracker.result()) for name, tracker in

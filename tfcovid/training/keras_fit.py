@@ -21,6 +21,8 @@ split (`engine.split_cases`), data settings (`engine.run_data_config`), task and
   the ``val_loss/`` terms, "val_dice", "learning_rate", "seconds", "images_per_second"; the
   engine's record plus the validation losses) and TensorBoard scalars
   in ``workdir/tensorboard`` (`tfcovid.training.summaries.write_scalars`);
+- the heap memory each step freed goes back to the system (`ReleaseFreeMemory`,
+  `tfcovid.memory`), as in the engine's loop;
 - ``keras.callbacks.BackupAndRestore`` in ``workdir/fit_backup``, kept after the run: the
   task's weights and optimizer state (Lookahead slow weights and step counter included) and the
   epoch. A run started again in the same workdir resumes after its last finished epoch, with
@@ -55,7 +57,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcovid import config as config_lib
-from tfcovid import inference
+from tfcovid import inference, memory
 from tfcovid.data import pipeline
 from tfcovid.errors import ConfigError, TfcovidError
 from tfcovid.precision import precision_policy
@@ -134,7 +136,7 @@ def _fit(experiment: config_lib.Experiment, workdir: Path, progress: bool) -> di
         logger.info("%s already trained %d epochs", workdir, finished)
     task.fit(training_batches(data, split.train, steps, first_epoch=finished),
              epochs=train.epochs, initial_epoch=finished, steps_per_epoch=steps,
-             callbacks=[validate, best, recorder, backup], shuffle=False,
+             callbacks=[validate, best, recorder, backup, ReleaseFreeMemory()], shuffle=False,
              verbose=1 if progress and sys.stdout.isatty() else 0)
     engine.save_network(network, workdir / engine.MODEL_FILE)
     final = dict(recorder.history[-1]) if recorder.history else {}
@@ -305,6 +307,14 @@ class BestNetworkWeights(keras.callbacks.Callback):
         temporary = self.path.with_name(f".tmp.{self.path.name}")
         self.model.network.save_weights(temporary)
         os.replace(temporary, self.path)
+
+
+class ReleaseFreeMemory(keras.callbacks.Callback):
+    """Gives the heap memory each step freed back to the system, as the engine's loop does
+    (`tfcovid.memory`)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        memory.release_free_memory()
 
 
 class EpochRecorder(keras.callbacks.Callback):

@@ -49,7 +49,7 @@ import tensorflow as tf
 
 import tfcovid.models
 from tfcovid import config as config_lib
-from tfcovid import visualize
+from tfcovid import memory, visualize
 from tfcovid.data import patches, pipeline, transforms
 from tfcovid.data.store import CaseStore
 from tfcovid.errors import ConfigError, DataError
@@ -311,6 +311,7 @@ class _Run:
                 self._batches(epoch), total=self.steps, enabled=self.progress, unit="batch",
                 description=f"epoch {epoch}/{self.experiment.train.epochs}"):
             self.step(labelled, unlabelled)
+            memory.release_free_memory()
         seconds = time.perf_counter() - start
         self._recalibrate(epoch)
         record = {"epoch": epoch,

@@ -57,11 +57,10 @@ def cooccurrence_matrices(roi: RegionOfInterest) -> tuple[np.ndarray, np.ndarray
     """
     size = int(roi.levels.max()) + 1
     counts = np.zeros((len(roi.offsets), size * size))
+    rows = roi.levels * size
     for direction, offset in enumerate(roi.offsets):
-        neighbour = roi.neighbours(offset)
-        inside = neighbour > 0
-        counts[direction] = np.bincount(roi.levels[inside] * size + neighbour[inside],
-                                        minlength=size * size)
+        # a neighbour outside the region (level 0) lands in column 0, dropped with level 0
+        counts[direction] = np.bincount(rows + roi.neighbours(offset), minlength=size * size)
     counts = counts.reshape(-1, size, size)
     counts = counts + counts.transpose(0, 2, 1)
     levels = roi.present_levels()

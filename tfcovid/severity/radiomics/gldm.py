@@ -49,10 +49,13 @@ def dependence_matrix(roi: RegionOfInterest, alpha: int = 0) -> tuple[np.ndarray
         (counts, levels): float64 array (levels, 27), column j - 1 for dependence size j, and
         the int64 grey levels (levels,) present, one per row.
     """
-    dependants = np.zeros(roi.levels.size, np.int64)
-    for offset in np.concatenate([roi.offsets, -roi.offsets]):
-        neighbour = roi.neighbours(offset)
-        dependants += (neighbour > 0) & (np.abs(neighbour - roi.levels) <= alpha)
+    if alpha == 0:
+        dependants = roi.neighbourhood.equal
+    else:
+        dependants = np.zeros(roi.levels.size, np.int64)
+        for offset in np.concatenate([roi.offsets, -roi.offsets]):
+            neighbour = roi.neighbours(offset).astype(np.int64)
+            dependants += (neighbour > 0) & (np.abs(neighbour - roi.levels) <= alpha)
     counts = np.bincount(roi.levels * MAX_DEPENDENCE + dependants,
                          minlength=(int(roi.levels.max()) + 1) * MAX_DEPENDENCE)
     levels = roi.present_levels()

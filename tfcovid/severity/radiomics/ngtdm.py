@@ -28,14 +28,9 @@ UNIFORM_COARSENESS = 1e6
 
 def tone_difference_matrix(roi: RegionOfInterest) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(n, s, levels): counts n_i, summed differences s_i and the grey levels i present."""
-    neighbour_sum = np.zeros(roi.levels.size)
-    neighbour_count = np.zeros(roi.levels.size)
-    for offset in np.concatenate([roi.offsets, -roi.offsets]):
-        neighbour = roi.neighbours(offset)
-        neighbour_sum += neighbour
-        neighbour_count += neighbour > 0
-    average = np.divide(neighbour_sum, neighbour_count, out=roi.levels.astype(np.float64),
-                        where=neighbour_count > 0)
+    neighbourhood = roi.neighbourhood
+    average = np.divide(neighbourhood.level_sum, neighbourhood.inside,
+                        out=roi.levels.astype(np.float64), where=neighbourhood.inside > 0)
     difference = np.abs(roi.levels - average)
     levels = roi.present_levels()
     counts = np.bincount(roi.levels)[levels].astype(np.float64)

@@ -8,7 +8,9 @@ The neighbourhood is pyradiomics' for distance 1: the 13 directions of the 3-D 2
 each with its opposite (a 2-D region is one slice, where the 4 in-plane directions remain).
 Texture classes look at neighbours inside the region only. The region is cropped to its
 bounding box and padded with one voxel of level 0, so a neighbour is found by adding a fixed
-offset to a flat index, with no bounds checks: one gather per direction, vectorised.
+offset to a flat index, with no bounds checks: one gather per direction, vectorised, in the
+grid's small integer type. The per-voxel counts GLDM and NGTDM both need come from one pass
+over the 26 directions (`RegionOfInterest.neighbourhood`).
 
 Example:
 
@@ -21,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 
 import numpy as np
@@ -61,8 +64,8 @@ class RegionOfInterest:
     Attributes:
         values: float64 array (voxels,). Intensities in the region, C order.
         levels: int64 array (voxels,). Their grey levels, 1 and up.
-        grid: array of the padded bounding box, flattened: each voxel's grey level, 0 outside
-            the region.
+        grid: uint16 (int64 beyond 65535 levels) array of the padded bounding box, flattened:
+            each voxel's grey level, 0 outside the region.
         index: int64 array (voxels,). Flat index of each region voxel in ``grid``.
         offsets: int64 array (13,). Flat steps of ``DIRECTIONS`` in ``grid``.
     """
@@ -108,9 +111,50 @@ class RegionOfInterest:
         return cls(values, levels, grid, index, offsets)
 
     def neighbours(self, offset: int) -> np.ndarray:
-        """Grey level of each voxel's neighbour ``offset`` away in ``grid``, 0 outside (int64)."""
-        return self.grid[self.index + offset].astype(np.int64)
+        """Grey level of each voxel's neighbour ``offset`` away in ``grid``, 0 outside, in
+        ``grid``'s dtype: ``grid[index + offset]``, gathered from a view that starts
+        ``offset`` further on (no index array is added up)."""
+        return self.grid[self._reach + offset:][self._index_from_reach]
+
+    @functools.cached_property
+    def neighbourhood(self) -> Neighbourhood:
+        """Counts over each voxel's 26 neighbours inside the region, computed once."""
+        own = self.levels.astype(self.grid.dtype)
+        inside = np.zeros(self.levels.size, np.uint8)
+        equal = np.zeros(self.levels.size, np.uint8)
+        level_sum = np.zeros(self.levels.size, np.int64)
+        for offset in np.concatenate([self.offsets, -self.offsets]):
+            neighbour = self.neighbours(offset)
+            inside += neighbour > 0
+            equal += neighbour == own
+            level_sum += neighbour
+        return Neighbourhood(inside, equal, level_sum)
 
     def present_levels(self) -> np.ndarray:
         """The grey levels that occur, ascending (int64)."""
         return np.flatnonzero(np.bincount(self.levels))
+
+    @functools.cached_property
+    def _reach(self) -> int:
+        """The largest step of ``offsets``; no region voxel lies closer to the grid's start,
+        as the box is padded by one voxel."""
+        return int(np.abs(self.offsets).max())
+
+    @functools.cached_property
+    def _index_from_reach(self) -> np.ndarray:
+        return self.index - self._reach
+
+
+@dataclasses.dataclass(frozen=True)
+class Neighbourhood:
+    """Per-voxel counts over the 26 neighbours at distance 1 that lie inside the region.
+
+    Attributes:
+        inside: uint8 array (voxels,). Neighbours inside the region (0 to 26).
+        equal: uint8 array (voxels,). Those of the voxel's own grey level.
+        level_sum: int64 array (voxels,). Sum of their grey levels.
+    """
+
+    inside: np.ndarray
+    equal: np.ndarray
+    level_sum: np.ndarray

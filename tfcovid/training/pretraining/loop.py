@@ -53,7 +53,7 @@ import tensorflow as tf
 
 import tfcovid.models
 from tfcovid import config as config_lib
-from tfcovid import inference
+from tfcovid import inference, memory
 from tfcovid.data import pipeline, splits
 from tfcovid.errors import ConfigError, DivergedError
 from tfcovid.models.ssinfnet.coach import CoachConfig, build_coach
@@ -216,6 +216,7 @@ class _Pretraining:
                      else self.coach_step(batch))
             for key, value in terms.items():
                 sums[key] = sums.get(key, 0.0) + float(value)
+            memory.release_free_memory()
         record = {"epoch": epoch, "round": phase.round, "phase": phase.kind,
                   **{key: value / self.steps for key, value in sums.items()},
                   "learning_rate": learning_rate, "seconds": time.perf_counter() - start}
