@@ -15,8 +15,9 @@ Modes:
   supervision for Inf-Net, BCE on ``logits`` otherwise; for "ssinfnet", the inpainting step of
   pre-training: the coach's binary keep mask, the inpainting loss 0.99 L_rec + 0.01 L_con on
   the masked image; for "stichnet", the ELBO step on a batch whose first half is labelled)
-  with Adam, at one scale, on random batches with random targets; with
-  ``input_bound``, the input pipeline is timed too at the same batch and size;
+  with Adam, at one scale, on random batches with random targets, the freed heap given back
+  after each step as the training loops do (`tfcovid.memory`); with ``input_bound``, the input
+  pipeline is timed too at the same batch and size;
 - ``pipeline``: the labelled ``tf.data`` pipeline (windowing, edge maps, resizing, ImageNet
   scaling; augmentation unless ``augment=False``) over a phantom store written to a temporary
   folder; its figure is what the input side can feed, to compare with ``train``;
