@@ -100,7 +100,7 @@ def ct_severity_score(opacity: np.ndarray, lung: np.ndarray,
         opacified_counts = np.count_nonzero(inside & opacified, axis=2)
         for zone_index, zone in enumerate(ZONES):
             for part_index, part in enumerate(PARTS):
-                region = (zone_of[:, :, 0] == zone_index) & (part_of[:, :, 0] == part_index)
+                region = (zone_of == zone_index) & (part_of == part_index)
                 lung_voxels = int(lung_counts[region].sum())
                 opacified_voxels = int(opacified_counts[region].sum())
                 fraction = opacified_voxels / lung_voxels if lung_voxels else None
@@ -113,17 +113,17 @@ def ct_severity_score(opacity: np.ndarray, lung: np.ndarray,
 
 
 def _zone_and_part(inside: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Zone index (slices, 1, 1) and part index (1, rows, 1) grids of one lung, superior first.
+    """Zone index (slices, 1) and part index (1, rows) grids of one lung, superior first.
 
     Outside the lung's extent both are -1.
     """
     slices = np.nonzero(inside.any(axis=(1, 2)))[0]
     rows = np.nonzero(inside.any(axis=(0, 2)))[0]
-    zone = np.full((inside.shape[0], 1, 1), -1)
-    part = np.full((1, inside.shape[1], 1), -1)
+    zone = np.full((inside.shape[0], 1), -1)
+    part = np.full((1, inside.shape[1]), -1)
     if slices.size:
         span = slices[-1] - slices[0] + 1
-        zone[slices[0]:slices[-1] + 1, 0, 0] = 3 * np.arange(span) // span
+        zone[slices[0]:slices[-1] + 1, 0] = 3 * np.arange(span) // span
         middle = rows[0] + (rows[-1] - rows[0] + 1) / 2
-        part[0, rows[0]:rows[-1] + 1, 0] = np.arange(rows[0], rows[-1] + 1) >= middle
+        part[0, rows[0]:rows[-1] + 1] = np.arange(rows[0], rows[-1] + 1) >= middle
     return zone, part
