@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import zipfile
 from pathlib import Path
 
 import keras
@@ -44,6 +45,7 @@ CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.keras"
 BEST_WEIGHTS_FILE = "best.weights.h5"
 PRIOR_MODEL_FILE = "prior.keras"
+_KERAS_CONFIG = "config.json"  # the architecture inside a .keras archive
 WEIGHTS = ("best", "final")
 BINARY_OUTPUT = "lateral_2"
 LOGITS_OUTPUT = "logits"
@@ -119,7 +121,12 @@ def load_run(workdir: str | os.PathLike, weights: str = "best",
 
     workdir = Path(workdir)
     experiment = load_experiment(workdir)
-    network = _load_model(workdir / MODEL_FILE, "the run has not finished training")
+    model_path, best_path = workdir / MODEL_FILE, workdir / BEST_WEIGHTS_FILE
+    if weights == "best" and model_path.is_file() and not best_path.is_file():
+        raise DataError(f"{best_path}: no such file (the run had no validation); use "
+                        f"weights 'final'")
+    network = _load_model(model_path, "the run has not finished training",
+                          best_path if weights == "best" else None)
     if precision not in (None, network.dtype_policy.name):
         # weights copied from the loaded network: loading them from model.keras into the
         # rebuilt one is several times slower
@@ -128,26 +135,29 @@ def load_run(workdir: str | os.PathLike, weights: str = "best",
             network = tfcovid.models.build(experiment.model.name,
                                            experiment.model.model_config())
         network.set_weights(saved.get_weights())
-    if weights == "best":
-        weights_path = workdir / BEST_WEIGHTS_FILE
-        if not weights_path.is_file():
-            raise DataError(f"{weights_path}: no such file (the run had no validation); use "
-                            f"weights 'final'")
-        network.load_weights(weights_path)
     prior_path = workdir / PRIOR_MODEL_FILE
     prior_network = _load_model(prior_path, "") if prior_path.is_file() else None
     return LoadedRun(workdir, experiment, network, prior_network)
 
 
-def _load_model(path: Path, missing_hint: str) -> keras.Model:
+def _load_model(path: Path, missing_hint: str, weights_path: Path | None = None
+                ) -> keras.Model:
+    """The network saved in the ``.keras`` file ``path``; with ``weights_path`` (a
+    ``.weights.h5`` file), its architecture with those weights instead of the saved ones,
+    which are then not read at all (Inf-Net: 2.3-2.6 s instead of 3.3-3.8)."""
     if not path.is_file():
         raise DataError(f"{path}: no such file; {missing_hint}".rstrip("; "))
     try:
-        return keras.saving.load_model(path)
-    except (ValueError, OSError, KeyError, TypeError) as error:
+        if weights_path is None:
+            return keras.saving.load_model(path)
+        with zipfile.ZipFile(path) as archive:
+            network = keras.models.model_from_json(archive.read(_KERAS_CONFIG).decode("utf-8"))
+    except (ValueError, OSError, KeyError, TypeError, zipfile.BadZipFile) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise DataError(f"{path}: cannot be loaded ({first_line or type(error).__name__})"
                         ) from error
+    network.load_weights(weights_path)
+    return network
 
 
 def network_family(network: keras.Model) -> str:

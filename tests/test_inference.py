@@ -1,0 +1,52 @@
+"""`tfcovid.inference.load_run`: which weights each choice loads, and one-line errors for a
+corrupt network file."""
+
+import keras
+import numpy as np
+import pytest
+
+from tests.test_export import make_run
+from tfcovid import inference
+from tfcovid.errors import DataError
+from tfcovid.models.infnet import InfNetConfig
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A tiny Inf-Net run whose best weights differ from its final ones."""
+    keras.utils.set_random_seed(11)
+    workdir = make_run(tmp_path_factory.mktemp("inference") / "run", "infnet",
+                       InfNetConfig.tiny())
+    network = keras.saving.load_model(workdir / inference.MODEL_FILE)
+    for variable in network.weights:
+        variable.assign(variable + 0.25)
+    network.save_weights(workdir / inference.BEST_WEIGHTS_FILE)
+    return workdir
+
+
+def test_best_weights_replace_the_saved_ones_and_final_keeps_them(run_dir):
+    saved = keras.saving.load_model(run_dir / inference.MODEL_FILE)
+    best = inference.load_run(run_dir, "best").network
+    final = inference.load_run(run_dir, "final").network
+    assert [weight.path for weight in best.weights] == [weight.path for weight in saved.weights]
+    for best_weight, final_weight, saved_weight in zip(best.weights, final.weights,
+                                                       saved.weights):
+        np.testing.assert_array_equal(final_weight.numpy(), saved_weight.numpy())
+        np.testing.assert_allclose(best_weight.numpy(), saved_weight.numpy() + 0.25, rtol=1e-6)
+    images = np.random.default_rng(0).random((1, 64, 64, 3)).astype(np.float32)
+    shifted = keras.saving.load_model(run_dir / inference.MODEL_FILE)
+    shifted.load_weights(run_dir / inference.BEST_WEIGHTS_FILE)
+    np.testing.assert_array_equal(best(images, training=False)["lateral_2"],
+                                  shifted(images, training=False)["lateral_2"])
+
+
+@pytest.mark.parametrize("weights", ["best", "final"])
+def test_a_corrupt_network_file_is_a_data_error_naming_it(run_dir, tmp_path, weights):
+    broken = tmp_path / "run"
+    broken.mkdir()
+    for name in (inference.CONFIG_FILE, inference.BEST_WEIGHTS_FILE):
+        (broken / name).write_bytes((run_dir / name).read_bytes())
+    (broken / inference.MODEL_FILE).write_bytes(b"not a zip archive")
+    with pytest.raises(DataError, match=r"model\.keras: cannot be loaded \(") as raised:
+        inference.load_run(broken, weights)
+    assert "\n" not in str(raised.value)
