@@ -41,6 +41,19 @@ def test_best_weights_replace_the_saved_ones_and_final_keeps_them(run_dir):
 
 
 @pytest.mark.parametrize("weights", ["best", "final"])
+def test_a_precision_rebuilds_the_network_with_the_chosen_weights(run_dir, weights):
+    as_saved = inference.load_run(run_dir, weights).network
+    rebuilt = inference.load_run(run_dir, weights, precision="mixed_bfloat16").network
+    assert as_saved.dtype_policy.name == "float32"
+    assert rebuilt.dtype_policy.name == "mixed_bfloat16"
+    assert [weight.path for weight in rebuilt.weights] == [weight.path
+                                                           for weight in as_saved.weights]
+    for rebuilt_weight, saved_weight in zip(rebuilt.weights, as_saved.weights):
+        assert rebuilt_weight.dtype == saved_weight.dtype  # variables stay float32
+        np.testing.assert_array_equal(rebuilt_weight.numpy(), saved_weight.numpy())
+
+
+@pytest.mark.parametrize("weights", ["best", "final"])
 def test_a_corrupt_network_file_is_a_data_error_naming_it(run_dir, tmp_path, weights):
     broken = tmp_path / "run"
     broken.mkdir()

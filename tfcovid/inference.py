@@ -104,7 +104,7 @@ def load_run(workdir: str | os.PathLike, weights: str = "best",
         weights: "best" (``best.weights.h5``, the best validation epoch) or "final"
             (``model.keras`` as saved at the end). Defaults to "best".
         precision: None, or a dtype policy of `tfcovid.precision.PRECISIONS` to rebuild the
-            network in (from the run's config, with the saved weights; the prior network
+            network in (from the run's config, with the chosen weights; the prior network
             stays as saved). Defaults to None (the network as saved: float32 unless trained
             with mixed precision).
 
@@ -117,34 +117,57 @@ def load_run(workdir: str | os.PathLike, weights: str = "best",
     if precision is not None and precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS} or None. Received: "
                          f"precision={precision!r}")
-    import tfcovid.models  # (also registers the classes model.keras names)
-
     workdir = Path(workdir)
     experiment = load_experiment(workdir)
-    model_path, best_path = workdir / MODEL_FILE, workdir / BEST_WEIGHTS_FILE
-    if weights == "best" and model_path.is_file() and not best_path.is_file():
-        raise DataError(f"{best_path}: no such file (the run had no validation); use "
-                        f"weights 'final'")
-    network = _load_model(model_path, "the run has not finished training",
-                          best_path if weights == "best" else None)
-    if precision not in (None, network.dtype_policy.name):
-        # weights copied from the loaded network: loading them from model.keras into the
-        # rebuilt one is several times slower
-        saved = network
-        with precision_policy(precision):
-            network = tfcovid.models.build(experiment.model.name,
-                                           experiment.model.model_config())
-        network.set_weights(saved.get_weights())
+    network = _load_network(workdir, experiment, weights, precision)
     prior_path = workdir / PRIOR_MODEL_FILE
     prior_network = _load_model(prior_path, "") if prior_path.is_file() else None
     return LoadedRun(workdir, experiment, network, prior_network)
 
 
+def _load_network(workdir: Path, experiment: config_lib.Experiment, weights: str,
+                  precision: str | None) -> keras.Model:
+    """`load_run`'s network, read no more than needed (Inf-Net, 2 CPU cores):
+
+    - "final": ``model.keras``, rebuilt in ``precision`` with its weights copied when that
+      differs from the saved policy (copying beats loading ``model.keras`` into the rebuilt
+      network several times over);
+    - "best": the architecture in ``model.keras`` with ``best.weights.h5`` (the saved weights
+      are not read: 2.3-2.6 s instead of 3.3-3.8), or, given a ``precision``, the network
+      built in it from the run's config with ``best.weights.h5``.
+    """
+    model_path, best_path = workdir / MODEL_FILE, workdir / BEST_WEIGHTS_FILE
+    if not model_path.is_file():
+        raise DataError(f"{model_path}: no such file; the run has not finished training")
+    if weights == "best" and not best_path.is_file():
+        raise DataError(f"{best_path}: no such file (the run had no validation); use "
+                        f"weights 'final'")
+    if weights == "best" and precision is not None:
+        network = _build_network(experiment, precision)
+        network.load_weights(best_path)
+        return network
+    saved = _load_model(model_path, "", best_path if weights == "best" else None)
+    if precision in (None, saved.dtype_policy.name):
+        return saved
+    network = _build_network(experiment, precision)
+    network.set_weights(saved.get_weights())
+    return network
+
+
+def _build_network(experiment: config_lib.Experiment, precision: str) -> keras.Model:
+    """The run's network, untrained, in the dtype policy ``precision``."""
+    import tfcovid.models
+
+    with precision_policy(precision):
+        return tfcovid.models.build(experiment.model.name, experiment.model.model_config())
+
+
 def _load_model(path: Path, missing_hint: str, weights_path: Path | None = None
                 ) -> keras.Model:
     """The network saved in the ``.keras`` file ``path``; with ``weights_path`` (a
-    ``.weights.h5`` file), its architecture with those weights instead of the saved ones,
-    which are then not read at all (Inf-Net: 2.3-2.6 s instead of 3.3-3.8)."""
+    ``.weights.h5`` file), its architecture with those weights instead of the saved ones."""
+    import tfcovid.models  # noqa: F401 (registers the classes .keras files name)
+
     if not path.is_file():
         raise DataError(f"{path}: no such file; {missing_hint}".rstrip("; "))
     try:
