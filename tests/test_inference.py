@@ -5,18 +5,20 @@ import keras
 import numpy as np
 import pytest
 
+import tfcovid.models
 from tests.test_export import make_run
 from tfcovid import inference
 from tfcovid.errors import DataError
-from tfcovid.models.infnet import InfNetConfig
+
+MODEL = "fcn8_vgg16"  # the quickest registered network to build and load
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """A tiny Inf-Net run whose best weights differ from its final ones."""
+    """A tiny FCN-8s run whose best weights differ from its final ones."""
     keras.utils.set_random_seed(11)
-    workdir = make_run(tmp_path_factory.mktemp("inference") / "run", "infnet",
-                       InfNetConfig.tiny())
+    workdir = make_run(tmp_path_factory.mktemp("inference") / "run", MODEL,
+                       tfcovid.models.MODELS.config(MODEL).tiny())
     network = keras.saving.load_model(workdir / inference.MODEL_FILE)
     for variable in network.weights:
         variable.assign(variable + 0.25)
@@ -36,8 +38,8 @@ def test_best_weights_replace_the_saved_ones_and_final_keeps_them(run_dir):
     images = np.random.default_rng(0).random((1, 64, 64, 3)).astype(np.float32)
     shifted = keras.saving.load_model(run_dir / inference.MODEL_FILE)
     shifted.load_weights(run_dir / inference.BEST_WEIGHTS_FILE)
-    np.testing.assert_array_equal(best(images, training=False)["lateral_2"],
-                                  shifted(images, training=False)["lateral_2"])
+    np.testing.assert_array_equal(best(images, training=False)["logits"],
+                                  shifted(images, training=False)["logits"])
 
 
 @pytest.mark.parametrize("weights", ["best", "final"])
