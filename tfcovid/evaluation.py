@@ -292,7 +292,8 @@ def _predict(run: inference.LoadedRun, data, case_ids, prior: str | None, progre
         return inference.class_probabilities(run.network, inputs)
 
     if not run.experiment.train.run_eagerly:
-        probabilities = tf.function(probabilities)
+        # no Python control flow on tensors: traced without AutoGraph, as `predict.Predictor`
+        probabilities = tf.function(probabilities, autograph=False)
     with CaseStore(data.store) as store:
         cases = {}
         for batch in progress_bar(dataset, total=total, description="predicting",
