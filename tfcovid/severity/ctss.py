@@ -94,10 +94,10 @@ def ct_severity_score(opacity: np.ndarray, lung: np.ndarray,
     opacified = opacity != 0
     for side in (RIGHT_LUNG, LEFT_LUNG):
         inside = lung == side
-        zone_of, part_of = _zone_and_part(inside)
         # voxels per (slice, row): a region is a set of whole slice rows
         lung_counts = np.count_nonzero(inside, axis=2)
         opacified_counts = np.count_nonzero(inside & opacified, axis=2)
+        zone_of, part_of = _zone_and_part(lung_counts)
         for zone_index, zone in enumerate(ZONES):
             for part_index, part in enumerate(PARTS):
                 region = (zone_of == zone_index) & (part_of == part_index)
@@ -112,15 +112,16 @@ def ct_severity_score(opacity: np.ndarray, lung: np.ndarray,
     return CTSeverityScore(total=sum(region["score"] for region in regions), regions=regions)
 
 
-def _zone_and_part(inside: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Zone index (slices, 1) and part index (1, rows) grids of one lung, superior first.
+def _zone_and_part(lung_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Zone index (slices, 1) and part index (1, rows) grids of one lung, superior first, from
+    its voxel counts per (slice, row).
 
     Outside the lung's extent both are -1.
     """
-    slices = np.nonzero(inside.any(axis=(1, 2)))[0]
-    rows = np.nonzero(inside.any(axis=(0, 2)))[0]
-    zone = np.full((inside.shape[0], 1), -1)
-    part = np.full((1, inside.shape[1]), -1)
+    slices = np.nonzero(lung_counts.any(axis=1))[0]
+    rows = np.nonzero(lung_counts.any(axis=0))[0]
+    zone = np.full((lung_counts.shape[0], 1), -1)
+    part = np.full((1, lung_counts.shape[1]), -1)
     if slices.size:
         span = slices[-1] - slices[0] + 1
         zone[slices[0]:slices[-1] + 1, 0] = 3 * np.arange(span) // span
