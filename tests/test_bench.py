@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from tfcovid import bench, export, predict
+from tfcovid import bench, export, inference, predict
 from tfcovid.cli.main import main
 
 REQUIRED = ("seconds_per_image", "images_per_second", "peak_memory_mb", "device", "model",
@@ -111,6 +111,14 @@ def test_traced_prediction_equals_the_eager_one(tmp_path):
     np.testing.assert_allclose(compiled["probabilities"], eager["probabilities"], atol=1e-5)
 
 
+def test_untrained_run_has_best_weights_equal_to_its_final_ones(tmp_path):
+    run_dir = bench.save_untrained_run(tmp_path / "run", "fcn8", 32, tiny=True)
+    final, best = (inference.load_run(run_dir, weights).network for weights in ("final", "best"))
+    assert len(best.weights) == len(final.weights) > 0
+    for saved, loaded in zip(final.weights, best.weights):
+        np.testing.assert_array_equal(loaded.numpy(), saved.numpy())
+
+
 def test_bad_settings_are_value_errors():
     with pytest.raises(ValueError, match=r"model must be one of .*Received: model='vgg'"):
         bench.BenchSettings(model="vgg")
@@ -128,6 +136,7 @@ def test_bad_settings_are_value_errors():
 
 def test_cli_writes_json_and_refuses_bad_values(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("MALLOC_ARENA_MAX", "1")  # recorded with the figures, as the threads
+    monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", "0")
     path = tmp_path / "figures.json"
     assert main(["bench", "--model", "unet", "--mode", "infer", "--batch", "2", "--size", "32",
                  "--repeat", "2", "--warmup", "1", "--tiny", "--json", str(path)]) == 0
@@ -137,7 +146,10 @@ def test_cli_writes_json_and_refuses_bad_values(tmp_path, capsys, monkeypatch):
     assert f"images/second   {figures['images_per_second']:.2f}" in printed
     assert "traces          1" in printed
     assert figures["malloc_arena_max"] == "1" and "malloc arenas   1" in printed
+    assert figures["numpy_madvise_hugepage"] == "0" and "numpy hugepage  0" in printed
     monkeypatch.delenv("MALLOC_ARENA_MAX")
+    monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE")
     assert bench.environment()["malloc_arena_max"] is None
+    assert bench.environment()["numpy_madvise_hugepage"] is None
     assert main(["bench", "--size", "16"]) == 2
     assert "size and network_size >= 32" in capsys.readouterr().err

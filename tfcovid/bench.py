@@ -23,8 +23,9 @@ Modes:
   folder; its figure is what the input side can feed, to compare with ``train``;
 - ``predict``: `tfcovid.predict.predict_scan` end to end on a phantom chest CT of ``slices`` x
   ``size`` x ``size`` voxels written as NIfTI to a temporary folder, with the run of
-  ``run_dir`` or, without one, the untrained model saved as a run at ``network_size`` px
-  (an all-zero prior for networks that take one); per repeat, the seconds per stage (load, read,
+  ``run_dir`` (its best weights, as ``tfcovid predict`` loads by default, else its final ones)
+  or, without one, the untrained model saved as a run at ``network_size`` px (an all-zero
+  prior for networks that take one); per repeat, the seconds per stage (load, read,
   inference, stitching, lung mask, severity, writing); "seconds per image" is per slice.
 
 ``traces`` counts the traces of the timed `tf.function` over warm-up and timed calls: 1 means
@@ -168,10 +169,10 @@ def benchmark(settings: BenchSettings) -> dict:
         dict with "model", "mode", "batch", "size", "precision", "xla", "recompute", "repeat",
         "seconds_per_batch" (list, the timed calls), "seconds_per_image" (median),
         "seconds_per_image_min", "seconds_per_image_max", "images_per_second", "traces" (int,
-        or None for the pipeline), "peak_memory_mb", "device", "tensorflow",
-        "intra_op_threads", "inter_op_threads"; with ``input_bound`` also
-        "input_seconds_per_batch" (median) and "input_bound_fraction" (input pipeline seconds
-        per batch over training seconds per step: above 1 the pipeline is the bottleneck);
+        or None for the pipeline), "peak_memory_mb" and the keys of `environment`; with
+        ``input_bound`` also "input_seconds_per_batch" (median) and "input_bound_fraction"
+        (input pipeline seconds per batch over training seconds per step: above 1 the
+        pipeline is the bottleneck);
         in predict mode also "slices", "network_size", "seconds_per_volume" (median) and
         "stage_seconds" (stage name to median seconds; `STAGES`).
     """
@@ -395,22 +396,24 @@ def _pipeline_call(settings: BenchSettings, folder: Path) -> _Timed:
 
 def _predict_call(settings: BenchSettings, folder: Path) -> _Timed:
     """`predict_scan` from the NIfTI file to the report, once per call."""
-    from tfcovid import predict
+    from tfcovid import inference, predict
 
     scan = write_phantom_nifti(folder / "phantom.nii.gz", settings.slices, settings.size,
                                settings.seed)
     run_dir = settings.run_dir or save_untrained_run(
         folder / "run", settings.model, settings.network_size, settings.tiny)
+    # the weights `tfcovid predict` loads by default; the final ones for a run without best
+    weights = "best" if (Path(run_dir) / inference.BEST_WEIGHTS_FILE).is_file() else "final"
     stage_seconds, predictors = [], []
 
     def call():
         timings = {}
         start = time.perf_counter()
-        predictors[:] = [predict.load_predictor(run_dir, "final", jit_compile=settings.xla,
+        predictors[:] = [predict.load_predictor(run_dir, weights, jit_compile=settings.xla,
                                                 precision=settings.precision)]
         timings["load"] = time.perf_counter() - start
         out = folder / "out"
-        predict.predict_scan(scan, predictors[0], out, weights="final",
+        predict.predict_scan(scan, predictors[0], out, weights=weights,
                              batch_size=settings.batch, overwrite=True, progress=False,
                              timings=timings)
         shutil.rmtree(out)
@@ -441,10 +444,12 @@ def write_phantom_nifti(path: Path, slices: int, size: int, seed: int = 0) -> Pa
 
 
 def save_untrained_run(workdir: Path, model: str, image_size: int, tiny: bool) -> Path:
-    """A run folder (``config.yaml``, ``model.keras``) of an untrained bench model, enough for
-    ``load_run(workdir, "final")``; networks that take a prior get an all-zero one."""
+    """A run folder (``config.yaml``, ``model.keras``, ``best.weights.h5``) of an untrained
+    bench model, as training leaves it, for ``load_run`` with "best" or "final" weights (the
+    same values); networks that take a prior get an all-zero one."""
     import tfcovid.models
     from tfcovid import config as config_lib
+    from tfcovid import inference
 
     name = MODELS[model]
     options = {"prior": "zeros"} if model == "multi_infnet" else {}
@@ -456,7 +461,9 @@ def save_untrained_run(workdir: Path, model: str, image_size: int, tiny: bool) -
                                                        prior_source="zeros"))
     workdir.mkdir(parents=True, exist_ok=True)
     config_lib.dump(experiment, workdir / "config.yaml")
-    tfcovid.models.build(name, model_config.model_config()).save(workdir / "model.keras")
+    network = tfcovid.models.build(name, model_config.model_config())
+    network.save(workdir / inference.MODEL_FILE)
+    network.save_weights(workdir / inference.BEST_WEIGHTS_FILE)
     return workdir
 
 
@@ -531,8 +538,10 @@ def peak_memory_mb() -> float:
 
 
 def environment() -> dict:
-    """Device name, TensorFlow version, thread settings and glibc's ``MALLOC_ARENA_MAX`` (None
-    when unset; fewer malloc arenas fragment less, which lowers the CPU peak memory)."""
+    """Device name, TensorFlow version, thread settings, glibc's ``MALLOC_ARENA_MAX`` (fewer
+    malloc arenas fragment less, which lowers the CPU peak memory) and NumPy's
+    ``NUMPY_MADVISE_HUGEPAGE`` (0: no transparent huge pages for NumPy's arrays, which changes
+    the predict stages' times; ``benchmarks/RESULTS.md``), each None when unset."""
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         device = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
@@ -541,4 +550,5 @@ def environment() -> dict:
     return {"device": device, "tensorflow": tf.__version__,
             "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
             "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
-            "malloc_arena_max": os.environ.get("MALLOC_ARENA_MAX")}
+            "malloc_arena_max": os.environ.get("MALLOC_ARENA_MAX"),
+            "numpy_madvise_hugepage": os.environ.get("NUMPY_MADVISE_HUGEPAGE")}

@@ -82,6 +82,8 @@ def format_figures(figures: dict) -> str:
                            f" 0 = all cores)")]
     if figures.get("malloc_arena_max") is not None:
         rows.append(("malloc arenas", figures["malloc_arena_max"]))
+    if figures.get("numpy_madvise_hugepage") is not None:
+        rows.append(("numpy hugepage", figures["numpy_madvise_hugepage"]))
     if "input_bound_fraction" in figures:
         fraction = figures["input_bound_fraction"]
         verdict = "the bottleneck" if fraction > 1 else "not the bottleneck"
