@@ -1,5 +1,7 @@
 """`tfcovid.inference.load_run`: which weights each choice loads, and one-line errors for a
-corrupt network file."""
+corrupt network or weights file."""
+
+import re
 
 import keras
 import numpy as np
@@ -55,13 +57,22 @@ def test_a_precision_rebuilds_the_network_with_the_chosen_weights(run_dir, weigh
         np.testing.assert_array_equal(rebuilt_weight.numpy(), saved_weight.numpy())
 
 
-@pytest.mark.parametrize("weights", ["best", "final"])
-def test_a_corrupt_network_file_is_a_data_error_naming_it(run_dir, tmp_path, weights):
+@pytest.mark.parametrize("corrupt, weights, precision", [
+    (inference.MODEL_FILE, "best", None), (inference.MODEL_FILE, "final", None),
+    (inference.BEST_WEIGHTS_FILE, "best", None),
+    (inference.BEST_WEIGHTS_FILE, "best", "mixed_bfloat16")])
+def test_a_corrupt_file_is_a_one_line_data_error_naming_it(run_dir, tmp_path, corrupt, weights,
+                                                           precision):
     broken = tmp_path / "run"
     broken.mkdir()
-    for name in (inference.CONFIG_FILE, inference.BEST_WEIGHTS_FILE):
-        (broken / name).write_bytes((run_dir / name).read_bytes())
-    (broken / inference.MODEL_FILE).write_bytes(b"not a zip archive")
-    with pytest.raises(DataError, match=r"model\.keras: cannot be loaded \(") as raised:
-        inference.load_run(broken, weights)
+    for name in (inference.CONFIG_FILE, inference.MODEL_FILE, inference.BEST_WEIGHTS_FILE):
+        (broken / name).write_bytes(b"not a zip or HDF5 file" if name == corrupt
+                                    else (run_dir / name).read_bytes())
+    with pytest.raises(DataError, match=rf"{re.escape(corrupt)}: cannot be loaded \(") as raised:
+        inference.load_run(broken, weights, precision=precision)
     assert "\n" not in str(raised.value)
+
+
+def test_best_or_final_names_the_weights_a_run_folder_holds(run_dir, tmp_path):
+    assert inference.best_or_final(run_dir) == "best"
+    assert inference.best_or_final(tmp_path) == "final"  # no best.weights.h5

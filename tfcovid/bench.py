@@ -402,8 +402,7 @@ def _predict_call(settings: BenchSettings, folder: Path) -> _Timed:
                                settings.seed)
     run_dir = settings.run_dir or save_untrained_run(
         folder / "run", settings.model, settings.network_size, settings.tiny)
-    # the weights `tfcovid predict` loads by default; the final ones for a run without best
-    weights = "best" if (Path(run_dir) / inference.BEST_WEIGHTS_FILE).is_file() else "final"
+    weights = inference.best_or_final(run_dir)  # best: `tfcovid predict`'s default
     stage_seconds, predictors = [], []
 
     def call():

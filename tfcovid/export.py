@@ -86,9 +86,7 @@ def load_export_run(workdir: str | os.PathLike, weights: str = "best",
             reason = ("keeps its own " + inference.PRIOR_MODEL_FILE if run.prior_network
                       else "takes no model prior")
             raise DataError(f"{prior_run}: {run.workdir} {reason}; leave out the prior run")
-        prior_weights = ("best" if (Path(prior_run) / inference.BEST_WEIGHTS_FILE).is_file()
-                         else "final")
-        prior = inference.load_run(prior_run, prior_weights)
+        prior = inference.load_run(prior_run, inference.best_or_final(prior_run))
         if prior.family != "binary":
             raise DataError(f"{prior_run}: holds a {prior.family} network; the prior comes "
                             f"from a single-class run")

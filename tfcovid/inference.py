@@ -27,6 +27,7 @@ Example (a run folder written by ``tfcovid train``)::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import zipfile
@@ -80,6 +81,12 @@ class LoadedRun:
         return takes_prior(self.network, self.experiment.data.channels)
 
 
+def best_or_final(workdir: str | os.PathLike) -> str:
+    """"best" when the run folder ``workdir`` holds ``best.weights.h5``, else "final": the
+    weights to take from a run that may have trained without validation."""
+    return "best" if (Path(workdir) / BEST_WEIGHTS_FILE).is_file() else "final"
+
+
 def load_experiment(workdir: str | os.PathLike) -> config_lib.Experiment:
     """The resolved experiment of a run folder.
 
@@ -121,7 +128,7 @@ def load_run(workdir: str | os.PathLike, weights: str = "best",
     experiment = load_experiment(workdir)
     network = _load_network(workdir, experiment, weights, precision)
     prior_path = workdir / PRIOR_MODEL_FILE
-    prior_network = _load_model(prior_path, "") if prior_path.is_file() else None
+    prior_network = _load_model(prior_path) if prior_path.is_file() else None
     return LoadedRun(workdir, experiment, network, prior_network)
 
 
@@ -145,9 +152,9 @@ def _load_network(workdir: Path, experiment: config_lib.Experiment, weights: str
                         f"weights 'final'")
     if weights == "best" and precision is not None:
         network = _build_network(experiment, precision)
-        network.load_weights(best_path)
+        _load_weights(network, best_path)
         return network
-    saved = _load_model(model_path, "", best_path if weights == "best" else None)
+    saved = _load_model(model_path, best_path if weights == "best" else None)
     if precision in (None, saved.dtype_policy.name):
         return saved
     network = _build_network(experiment, precision)
@@ -163,25 +170,36 @@ def _build_network(experiment: config_lib.Experiment, precision: str) -> keras.M
         return tfcovid.models.build(experiment.model.name, experiment.model.model_config())
 
 
-def _load_model(path: Path, missing_hint: str, weights_path: Path | None = None
-                ) -> keras.Model:
-    """The network saved in the ``.keras`` file ``path``; with ``weights_path`` (a
+def _load_model(path: Path, weights_path: Path | None = None) -> keras.Model:
+    """The network saved in the existing ``.keras`` file ``path``; with ``weights_path`` (a
     ``.weights.h5`` file), its architecture with those weights instead of the saved ones."""
     import tfcovid.models  # noqa: F401 (registers the classes .keras files name)
 
-    if not path.is_file():
-        raise DataError(f"{path}: no such file; {missing_hint}".rstrip("; "))
-    try:
+    with _unreadable_as_data_error(path):
         if weights_path is None:
             return keras.saving.load_model(path)
         with zipfile.ZipFile(path) as archive:
             network = keras.models.model_from_json(archive.read(_KERAS_CONFIG).decode("utf-8"))
+    _load_weights(network, weights_path)
+    return network
+
+
+def _load_weights(network: keras.Model, path: Path) -> None:
+    """Loads the ``.weights.h5`` file ``path`` into ``network``."""
+    with _unreadable_as_data_error(path):
+        network.load_weights(path)
+
+
+@contextlib.contextmanager
+def _unreadable_as_data_error(path: Path):
+    """Turns the errors of reading a corrupt or mismatched file ``path`` into a one-line
+    `DataError` naming it."""
+    try:
+        yield
     except (ValueError, OSError, KeyError, TypeError, zipfile.BadZipFile) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise DataError(f"{path}: cannot be loaded ({first_line or type(error).__name__})"
                         ) from error
-    network.load_weights(weights_path)
-    return network
 
 
 def network_family(network: keras.Model) -> str:

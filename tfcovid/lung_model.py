@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -77,8 +76,7 @@ def load_lung_predictor(run_dir: str | os.PathLike) -> Predictor:
     """
     from tfcovid import predict
 
-    weights = "best" if (Path(run_dir) / inference.BEST_WEIGHTS_FILE).is_file() else "final"
-    return predict.load_predictor(run_dir, weights)
+    return predict.load_predictor(run_dir, inference.best_or_final(run_dir))
 
 
 def segment_lungs_learned(predictor: Predictor, volume_hu: np.ndarray,

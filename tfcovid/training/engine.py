@@ -352,9 +352,8 @@ def load_prior_network(experiment: config_lib.Experiment) -> keras.Model | None:
 
 
 def _load_finished_run(workdir: str, key: str) -> inference.LoadedRun:
-    weights = "best" if (Path(workdir) / BEST_WEIGHTS_FILE).is_file() else "final"
     try:
-        return inference.load_run(workdir, weights)
+        return inference.load_run(workdir, inference.best_or_final(workdir))
     except TfcovidError as error:
         raise ConfigError(f"{key}: {error}") from None
 
