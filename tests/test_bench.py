@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tfcovid import bench, export, inference, predict
+from tfcovid.cli.bench import format_figures
 from tfcovid.cli.main import main
 
 REQUIRED = ("seconds_per_image", "images_per_second", "peak_memory_mb", "device", "model",
@@ -81,11 +82,13 @@ def test_pipeline_figures():
 
 
 def test_predict_figures_time_every_stage_of_a_volume():
-    # 3 slices at 2 per pass: batches of 2 and 1 slices share one trace
+    # 3 slices at 2 per pass: batches of 2 and 1 slices, run at once, share one trace
     figures = bench.benchmark(bench.BenchSettings(
         model="multi_infnet", mode="predict", batch=2, size=64, slices=3, network_size=32,
-        repeat=1, warmup=0, tiny=True))
+        repeat=1, warmup=0, tiny=True, batches_at_once=3))
     check_arithmetic(figures, 3, 1)
+    assert figures["batches_at_once"] == 3
+    assert "2 slices per pass, 3 at once, network 32 px" in format_figures(figures)
     assert figures["seconds_per_volume"] == pytest.approx(figures["seconds_per_batch"][0])
     stages = figures["stage_seconds"]
     assert tuple(stages) == bench.STAGES and min(stages.values()) > 0
@@ -124,6 +127,8 @@ def test_bad_settings_are_value_errors():
         bench.BenchSettings(model="vgg")
     with pytest.raises(ValueError, match=r"Received: batch=0"):
         bench.BenchSettings(batch=0)
+    with pytest.raises(ValueError, match=r"batches_at_once=0"):
+        bench.BenchSettings(mode="predict", batches_at_once=0)
     with pytest.raises(ValueError, match=r"multiple of 16.*size=40"):
         bench.BenchSettings(model="ssinfnet", mode="train", size=40)
     with pytest.raises(ValueError, match=r"stichnet is timed in infer and train modes"):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tests.test_severity_evaluation import run_dir, stores  # noqa: F401  (fixtures)
-from tfcovid import export, lung_model, severity_evaluation
+from tfcovid import export, lung_model, predict, severity_evaluation
 from tfcovid.data.store import CaseStore
 from tfcovid.errors import DataError
 from tfcovid.severity import lung
@@ -40,6 +40,9 @@ def test_learned_lungs_are_the_predicted_mask_split_into_sides(run_dir, stores):
 
 class ThresholdLungs:
     """A stand-in lung run whose "network" calls everything below -700 HU lung."""
+
+    batches_at_once = 2
+    predict_batches = predict.Predictor.predict_batches
 
     def predict_hu(self, slices_hu):
         return {"label": (np.asarray(slices_hu) < -700).astype(np.int32)}

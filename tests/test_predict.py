@@ -116,6 +116,24 @@ def test_outputs_agree_with_the_computation_redone_here(kind, predictors, scan_p
                                                                 indices, window))
 
 
+def test_batches_at_once_give_the_outputs_of_one_at_a_time_with_one_trace(runs, scan_path):
+    volume, _ = nifti.read_nifti_hu(scan_path)
+    one = predict.load_predictor(runs["multiclass"], batches_at_once=1)
+    expected = list(one.predict_batches(volume, 1))
+    three = predict.load_predictor(runs["multiclass"], batches_at_once=3)
+    got = list(three.predict_batches(volume, 1))  # the first three calls trace at once
+    assert [start for start, _ in got] == [start for start, _ in expected] == list(range(6))
+    for (_, want), (_, have) in zip(expected, got):
+        assert sorted(have) == sorted(want)
+        for key in want:
+            np.testing.assert_array_equal(have[key], want[key])
+    assert three.traced_predict.experimental_get_tracing_count() == 1
+    batches = list(three.predict_batches(volume, 4))
+    assert [(start, len(outputs["label"])) for start, outputs in batches] == [(0, 4), (4, 2)]
+    with pytest.raises(ValueError, match="batches_at_once=0"):
+        predict.load_predictor(runs["binary"], batches_at_once=0)
+
+
 @pytest.mark.parametrize("kind", ["binary", "multiclass"])
 def test_bfloat16_predictor_computes_in_bfloat16_with_the_same_weights(kind, runs, predictors,
                                                                        scan_path, tmp_path):

@@ -107,6 +107,8 @@ class BenchSettings:
         recompute: bool. Train mode: recompute the backbone's activations in the backward
             pass (`tfcovid.training.recompute`; models with a backbone: "infnet"). Defaults to
             False.
+        batches_at_once: int >= 1. Predict mode: slice batches run at once
+            (`tfcovid.predict.Predictor`). Defaults to 2, ``tfcovid predict``'s.
     """
 
     model: Literal["infnet", "multi_infnet", "unet", "fcn8", "ssinfnet", "stichnet"] = "infnet"
@@ -125,6 +127,7 @@ class BenchSettings:
     network_size: int = 352
     run_dir: str | None = None
     recompute: bool = False
+    batches_at_once: int = 2
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -137,11 +140,13 @@ class BenchSettings:
                              f"precision={self.precision!r}")
         least_warmup = 0 if self.mode == "predict" else 1
         if (self.batch < 1 or self.repeat < 1 or self.warmup < least_warmup or self.size < 32
-                or self.slices < 1 or self.network_size < 32):
-            raise ValueError(f"batch, repeat and slices must be >= 1, warmup >= {least_warmup}, "
-                             f"size and network_size >= 32. Received: batch={self.batch}, "
-                             f"repeat={self.repeat}, warmup={self.warmup}, size={self.size}, "
-                             f"slices={self.slices}, network_size={self.network_size}")
+                or self.slices < 1 or self.network_size < 32 or self.batches_at_once < 1):
+            raise ValueError(f"batch, repeat, slices and batches_at_once must be >= 1, warmup >= "
+                             f"{least_warmup}, size and network_size >= 32. Received: "
+                             f"batch={self.batch}, repeat={self.repeat}, warmup={self.warmup}, "
+                             f"size={self.size}, slices={self.slices}, "
+                             f"network_size={self.network_size}, "
+                             f"batches_at_once={self.batches_at_once}")
         multiple = {"ssinfnet": 16, "stichnet": 32}.get(self.model)  # coach cells, encoders
         if multiple and (self.mode == "predict" or self.size % multiple):
             raise ValueError(f"{self.model} is timed in infer and train modes at a size that is "
@@ -173,8 +178,9 @@ def benchmark(settings: BenchSettings) -> dict:
         ``input_bound`` also "input_seconds_per_batch" (median) and "input_bound_fraction"
         (input pipeline seconds per batch over training seconds per step: above 1 the
         pipeline is the bottleneck);
-        in predict mode also "slices", "network_size", "seconds_per_volume" (median) and
-        "stage_seconds" (stage name to median seconds; `STAGES`).
+        in predict mode also "slices", "network_size", "batches_at_once",
+        "seconds_per_volume" (median) and "stage_seconds" (stage name to median seconds;
+        `STAGES`).
     """
     keras.utils.set_random_seed(settings.seed)
     extra = {}
@@ -194,7 +200,7 @@ def benchmark(settings: BenchSettings) -> dict:
     if settings.mode == "predict":
         measured = timed.stage_seconds[settings.warmup:]
         extra = {"slices": settings.slices, "network_size": settings.network_size,
-                 "seconds_per_volume": median,
+                 "batches_at_once": settings.batches_at_once, "seconds_per_volume": median,
                  "stage_seconds": {stage: statistics.median(run.get(stage, 0.0)
                                                             for run in measured)
                                    for stage in STAGES}}
@@ -409,7 +415,8 @@ def _predict_call(settings: BenchSettings, folder: Path) -> _Timed:
         timings = {}
         start = time.perf_counter()
         predictors[:] = [predict.load_predictor(run_dir, weights, jit_compile=settings.xla,
-                                                precision=settings.precision)]
+                                                precision=settings.precision,
+                                                batches_at_once=settings.batches_at_once)]
         timings["load"] = time.perf_counter() - start
         out = folder / "out"
         predict.predict_scan(scan, predictors[0], out, weights=weights,

@@ -99,6 +99,6 @@ def segment_lungs_learned(predictor: Predictor, volume_hu: np.ndarray,
     if volume_hu.ndim != 3 or batch_size < 1:
         raise ValueError(f"volume_hu must be (slices, rows, columns) and batch_size >= 1. "
                          f"Received: shape={volume_hu.shape}, batch_size={batch_size}")
-    mask = np.concatenate([predictor.predict_hu(volume_hu[start:start + batch_size])["label"] > 0
-                           for start in range(0, volume_hu.shape[0], batch_size)])
+    mask = np.concatenate([outputs["label"] > 0
+                           for _, outputs in predictor.predict_batches(volume_hu, batch_size)])
     return lung.label_lungs(mask, spacing_mm)

@@ -49,8 +49,10 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import nibabel
@@ -58,7 +60,7 @@ import numpy as np
 import tensorflow as tf
 from nibabel import orientations
 
-from tfcovid import atomic, export, inference, lung_model, report
+from tfcovid import atomic, export, inference, lung_model, parallel, report
 from tfcovid.data.readers import checks, dicom, nifti, png
 from tfcovid.data.store import SEVERITY_NAMES
 from tfcovid.errors import DataError
@@ -75,6 +77,9 @@ REPORT_FILE = "report.html"
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 IMAGE_FIELD_OF_VIEW_MM = 360.0
 IMAGE_SLICE_MM = 5.0
+BATCHES_AT_ONCE = 2
+"""Slice batches a `Predictor` runs at once by default: on 2 CPU cores, 2 batches of 8 took
+0.16-0.17 s per 512 x 512 slice against 0.18-0.20 one at a time (``benchmarks/RESULTS.md``)."""
 _RADIOLOGICAL = orientations.axcodes2ornt(("L", "P", "S"))
 
 
@@ -106,11 +111,14 @@ class Scan:
 class Predictor:
     """A run loaded once for many scans: the run, which weights it holds, and its prediction
     traced once for any batch and slice size (`predict_hu`); ``jit_compile`` XLA-compiles it
-    (once per batch shape; faster on CPU, equal to the plain graph up to float rounding)."""
+    (once per batch shape; faster on CPU, equal to the plain graph up to float rounding);
+    ``batches_at_once`` (int >= 1) is how many slice batches `predict_batches` runs at once
+    on threads, with the same outputs for any value (`BATCHES_AT_ONCE`)."""
 
     run: inference.LoadedRun
     weights: str
     jit_compile: bool = False
+    batches_at_once: int = BATCHES_AT_ONCE
 
     @property
     def precision(self) -> str:
@@ -118,6 +126,9 @@ class Predictor:
         return self.run.network.dtype_policy.name
 
     def __post_init__(self):
+        if self.batches_at_once < 1:
+            raise ValueError(f"batches_at_once must be 1 or more. Received: "
+                             f"batches_at_once={self.batches_at_once}")
         # Graph mode: 1.4x faster than eager for Inf-Net on 512 x 512 slices (benchmarks/).
         # Without AutoGraph (the prediction has no Python control flow on tensors) tracing
         # Inf-Net takes 1.0-1.1 s instead of 1.5-1.9, for the same graph.
@@ -131,11 +142,28 @@ class Predictor:
         outputs = self.traced_predict(np.asarray(slices_hu, np.float32))
         return {key: value.numpy() for key, value in outputs.items()}
 
+    def predict_batches(self, volume_hu: np.ndarray,
+                        batch_size: int) -> Iterator[tuple[int, dict]]:
+        """`predict_hu` over a volume's slices, ``batch_size`` (int >= 1) at a time, in slice
+        order, ``batches_at_once`` batches running at once (`tfcovid.parallel.ordered_map`).
+
+        Args:
+            volume_hu: array (slices, rows, columns), HU.
+            batch_size: int >= 1. Slices per forward pass.
+
+        Returns:
+            an iterator of (index of the batch's first slice, `predict_hu` outputs).
+        """
+        starts = range(0, volume_hu.shape[0], batch_size)
+        batches = (volume_hu[start:start + batch_size] for start in starts)
+        return zip(starts, parallel.ordered_map(self.predict_hu, batches, self.batches_at_once))
+
 
 def load_predictor(run_dir: str | os.PathLike, weights: str = "best",
-                   jit_compile: bool = False, precision: str | None = None) -> Predictor:
+                   jit_compile: bool = False, precision: str | None = None,
+                   batches_at_once: int = BATCHES_AT_ONCE) -> Predictor:
     """Loads a run folder for `predict_scan` (`tfcovid.export.load_export_run`); see
-    `Predictor` for ``jit_compile``.
+    `Predictor` for ``jit_compile`` and ``batches_at_once``.
 
     ``precision`` None keeps the network as saved (float32 unless trained with mixed
     precision); "mixed_bfloat16" (or "mixed_float16", "float32") rebuilds it in that dtype
@@ -145,11 +173,11 @@ def load_predictor(run_dir: str | os.PathLike, weights: str = "best",
     stays as saved.
 
     Raises:
-        ValueError: unknown ``weights`` or ``precision``.
+        ValueError: unknown ``weights`` or ``precision``; ``batches_at_once`` < 1.
         DataError: a missing or unfinished run, or one that cannot predict whole slices.
     """
     run = export.load_export_run(run_dir, weights, precision=precision)
-    return Predictor(run, weights, jit_compile)
+    return Predictor(run, weights, jit_compile, batches_at_once)
 
 
 def scan_name(path: str | os.PathLike) -> str:
@@ -235,10 +263,11 @@ def predict_scan(scan_path: str | os.PathLike, run_dir: str | os.PathLike | Pred
         overwrite: bool. Replace an existing ``out_dir``. Defaults to False.
         progress: bool. Show a progress bar over slice batches on a terminal. Defaults to True.
         timings: dict or None. Filled with the seconds spent per stage: "load" (only when
-            ``run_dir`` is a folder), "read", "inference" (HU window, resizing to the network
-            and back, forward passes), "stitching" (slice batches into the volume),
-            "lung_mask", "severity" (ratios, classes, CT-SS), "phenotypes" (radiomic
-            features), "writing" (NIfTI, JSON, CSV, HTML report). Defaults to None.
+            ``run_dir`` is a folder), "read", "inference" (waiting for the network: HU window,
+            resizing to the network and back, forward passes), "stitching" (slice batches into
+            the volume, beside the next batches' inference), "lung_mask", "severity" (ratios,
+            classes, CT-SS), "phenotypes" (radiomic features), "writing" (NIfTI, JSON, CSV,
+            HTML report). Defaults to None.
         lung_run: a run trained on lung masks (`tfcovid.lung_model`), as a folder or a
             loaded `Predictor`, or None for the classical segmenter. Defaults to None.
         precision: None or "float32", "mixed_float16", "mixed_bfloat16", as
@@ -354,11 +383,12 @@ def _segment(predictor: Predictor, scan: Scan, batch_size: int, progress: bool,
     multiclass = predictor.run.family == "multiclass"
     probabilities = np.empty(volume.shape + ((3,) if multiclass else ()), np.float32)
     labels = np.empty(volume.shape, np.uint8)
-    starts = range(0, volume.shape[0], batch_size)
-    for start in progress_bar(starts, total=len(starts), description=scan.name,
-                              enabled=progress, unit="batch"):
-        with _timed(timings, "inference"):
-            outputs = predictor.predict_hu(volume[start:start + batch_size])
+    batches = predictor.predict_batches(volume, batch_size)
+    count = math.ceil(volume.shape[0] / batch_size)
+    for _ in progress_bar(range(count), total=count, description=scan.name, enabled=progress,
+                          unit="batch"):
+        with _timed(timings, "inference"):  # waiting for the next batch's outputs
+            start, outputs = next(batches)
         with _timed(timings, "stitching"):
             stop = start + len(outputs["label"])
             probabilities[start:stop] = (outputs["probabilities"] if multiclass

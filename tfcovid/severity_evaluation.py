@@ -290,10 +290,9 @@ def _lungs(case, volume: np.ndarray, lung_run: predict.Predictor | None, batch_s
 def _probabilities(predictor: predict.Predictor, volume: np.ndarray, batch_size: int
                    ) -> np.ndarray:
     """Infection probability (slices, rows, columns), or class probabilities (..., 3)."""
-    parts = []
-    for start in range(0, volume.shape[0], batch_size):
-        outputs = predictor.predict_hu(volume[start:start + batch_size])["probabilities"]
-        parts.append(outputs if predictor.run.family == "multiclass" else outputs[..., 1])
+    parts = [outputs["probabilities"] if predictor.run.family == "multiclass"
+             else outputs["probabilities"][..., 1]
+             for _, outputs in predictor.predict_batches(volume, batch_size)]
     return np.clip(np.concatenate(parts), 0.0, 1.0)
 
 

@@ -53,6 +53,8 @@ def add_parser(subparsers) -> None:
                         help="predict mode: slices of the phantom volume (default: 300)")
     parser.add_argument("--network-size", type=int, default=352, help="predict mode without "
                         "--run: input side of the untrained network in px (default: 352)")
+    parser.add_argument("--batches-at-once", type=int, default=2, help="predict mode: slice "
+                        "batches run at once on threads (default: 2, as tfcovid predict)")
     parser.add_argument("--run", dest="run_dir", metavar="RUN_DIR",
                         help="predict mode: a trained run folder (default: the untrained model)")
     parser.add_argument("--cost-table", action="store_true", help="seconds per training epoch "
@@ -91,7 +93,8 @@ def format_figures(figures: dict) -> str:
                                        f"{fraction:.2f} of a step ({verdict})"))
     if "stage_seconds" in figures:
         rows[2] = ("volume", f"{figures['slices']} x {figures['size']} x {figures['size']} px, "
-                             f"{figures['batch']} slices per pass, network "
+                             f"{figures['batch']} slices per pass, "
+                             f"{figures['batches_at_once']} at once, network "
                              f"{figures['network_size']} px")
         rows.insert(5, ("seconds/volume", f"{figures['seconds_per_volume']:.2f}"))
         rows.extend((f"  {stage}", f"{seconds:.3f} s")
@@ -130,7 +133,8 @@ def run(args) -> None:
                 precision=args.precision, xla=args.xla, repeat=args.repeat,
                 warmup=args.warmup, tiny=args.tiny, augment=args.augment,
                 input_bound=args.input_bound, recompute=args.recompute, slices=args.slices,
-                network_size=args.network_size, run_dir=args.run_dir)
+                network_size=args.network_size, run_dir=args.run_dir,
+                batches_at_once=args.batches_at_once)
         except ValueError as error:
             raise ConfigError(str(error)) from None
         figures = bench.benchmark(settings)
