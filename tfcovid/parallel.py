@@ -3,8 +3,8 @@
 `ordered_map` keeps ``at_once`` calls of one function running on threads while the caller
 works on the results in the order of the items. TensorFlow runs a traced function without
 holding the GIL, so two slice batches through one network overlap: on two CPU cores Inf-Net
-predicts a volume about 1.1x faster with two batches at once, output for output the same
-(`tfcovid.predict.Predictor.predict_batches`; ``benchmarks/RESULTS.md``).
+spends about 8 % less time on a 300-slice volume with two batches at once, output for output
+the same (`tfcovid.predict.Predictor.predict_batches`; ``benchmarks/RESULTS.md``).
 
 Example:
 
