@@ -111,7 +111,8 @@ class Scan:
 class Predictor:
     """A run loaded once for many scans: the run, which weights it holds, and its prediction
     traced once for any batch and slice size (`predict_hu`); ``jit_compile`` XLA-compiles it
-    (once per batch shape; faster on CPU, equal to the plain graph up to float rounding);
+    (once per batch shape; equal to the plain graph up to float rounding, and no faster on an
+    idle 2-core CPU, ``benchmarks/RESULTS.md``);
     ``batches_at_once`` (int >= 1) is how many slice batches `predict_batches` runs at once
     on threads, with the same outputs for any value (`BATCHES_AT_ONCE`)."""
 
