@@ -68,15 +68,20 @@ def write_lung_store(source: str | os.PathLike, target: str | os.PathLike,
                            name=f"lung masks of {store.name or source}", overwrite=overwrite)
 
 
-def load_lung_predictor(run_dir: str | os.PathLike) -> Predictor:
-    """Loads a lung run for `segment_lungs_learned`: its best weights, else its final ones.
+def load_lung_predictor(run_dir: str | os.PathLike,
+                        batches_at_once: int | None = None) -> Predictor:
+    """Loads a lung run for `segment_lungs_learned`: its best weights, else its final ones;
+    ``batches_at_once`` as `tfcovid.predict.Predictor` (None: its default).
 
     Raises:
+        ValueError: ``batches_at_once`` < 1.
         DataError: a missing or unfinished run.
     """
     from tfcovid import predict
 
-    return predict.load_predictor(run_dir, inference.best_or_final(run_dir))
+    at_once = predict.BATCHES_AT_ONCE if batches_at_once is None else batches_at_once
+    return predict.load_predictor(run_dir, inference.best_or_final(run_dir),
+                                  batches_at_once=at_once)
 
 
 def segment_lungs_learned(predictor: Predictor, volume_hu: np.ndarray,

@@ -269,8 +269,9 @@ def predict_scan(scan_path: str | os.PathLike, run_dir: str | os.PathLike | Pred
             the volume, beside the next batches' inference), "lung_mask", "severity" (ratios,
             classes, CT-SS), "phenotypes" (radiomic features), "writing" (NIfTI, JSON, CSV,
             HTML report). Defaults to None.
-        lung_run: a run trained on lung masks (`tfcovid.lung_model`), as a folder or a
-            loaded `Predictor`, or None for the classical segmenter. Defaults to None.
+        lung_run: a run trained on lung masks (`tfcovid.lung_model`), as a folder (loaded
+            with the run's ``batches_at_once``) or a loaded `Predictor`, or None for the
+            classical segmenter. Defaults to None.
         precision: None or "float32", "mixed_float16", "mixed_bfloat16", as
             `load_predictor`; with a `Predictor`, None or its own. Defaults to None.
 
@@ -307,7 +308,7 @@ def predict_scan(scan_path: str | os.PathLike, run_dir: str | os.PathLike | Pred
             predictor = load_predictor(run_dir, weights, precision=precision)
     if isinstance(lung_run, (str, os.PathLike)):
         with _timed(timings, "load"):
-            lung_run = lung_model.load_lung_predictor(lung_run)
+            lung_run = lung_model.load_lung_predictor(lung_run, predictor.batches_at_once)
     data = predictor.run.experiment.data
     with _timed(timings, "read"):
         scan = read_scan(scan_path, (data.window_level_hu, data.window_width_hu))

@@ -7,6 +7,7 @@ import pytest
 
 from tests.test_export import make_run
 from tests.test_predict import write_phantom_nifti
+from tfcovid import predict
 from tfcovid.cli.main import main
 from tfcovid.models.infnet import InfNetConfig
 from tfcovid.severity import phenotypes
@@ -41,6 +42,31 @@ def test_precision_option_rebuilds_the_network(run_dir, tmp_path):
                  "--precision", "mixed_bfloat16"]) == 0
     assert json.loads((out / "severity.json").read_text())["settings"]["precision"] == \
         "mixed_bfloat16"
+
+
+def test_batches_at_once_reach_both_networks_and_keep_outputs(run_dir, tmp_path, monkeypatch):
+    scan = str(tmp_path / "patient_1.nii.gz")
+    write_phantom_nifti(scan)
+    used = []
+    real_predict_scan = predict.predict_scan
+
+    def spy(scan_path, predictor, out_dir, **options):
+        lung_run = options["lung_run"]
+        used.append((predictor.batches_at_once, lung_run and lung_run.batches_at_once))
+        return real_predict_scan(scan_path, predictor, out_dir, **options)
+
+    monkeypatch.setattr(predict, "predict_scan", spy)
+    reports = []
+    for at_once in ("1", "2"):
+        out = tmp_path / f"report_{at_once}"
+        assert main(["--quiet", "predict", scan, "--model", str(run_dir), "--out", str(out),
+                     "--batch-size", "2", "--batches-at-once", at_once]) == 0
+        reports.append(json.loads((out / "severity.json").read_text()))
+    assert reports[0] == reports[1]
+    # the lung model gets the setting too (this untrained run finds no lung: exit 2)
+    assert main(["--quiet", "predict", scan, "--model", str(run_dir), "--lung-model",
+                 str(run_dir), "--out", str(tmp_path / "lungs"), "--batches-at-once", "1"]) == 2
+    assert used == [(1, None), (2, None), (1, 1)]
 
 
 def test_batch_skips_a_corrupt_scan_and_exits_2(run_dir, tmp_path, capsys):
@@ -79,3 +105,6 @@ def test_missing_scan_and_existing_output_are_one_line_errors(run_dir, tmp_path,
                  "--out", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err.splitlines()[0] == (
         f"tfcovid: error: {tmp_path / 'out'}: already exists; pass --overwrite to replace it")
+    assert main(["predict", str(tmp_path / "scan.nii.gz"), "--model", str(run_dir), "--out",
+                 str(tmp_path / "other"), "--batches-at-once", "0"]) == 2
+    assert capsys.readouterr().err == "tfcovid: error: --batches-at-once 0: needs 1 or more\n"
