@@ -129,6 +129,7 @@ def test_bad_settings_are_value_errors():
         bench.BenchSettings(batch=0)
     with pytest.raises(ValueError, match=r"batches_at_once=0"):
         bench.BenchSettings(mode="predict", batches_at_once=0)
+    assert bench.BenchSettings().batches_at_once == predict.BATCHES_AT_ONCE
     with pytest.raises(ValueError, match=r"multiple of 16.*size=40"):
         bench.BenchSettings(model="ssinfnet", mode="train", size=40)
     with pytest.raises(ValueError, match=r"stichnet is timed in infer and train modes"):

@@ -27,7 +27,7 @@ def test_lung_store_keeps_cases_with_lung_masks_as_labels(stores, tmp_path):  # 
 
 def test_learned_lungs_are_the_predicted_mask_split_into_sides(run_dir, stores):  # noqa: F811
     # an untrained network stands in for a lung run: what matters is the wiring
-    predictor = lung_model.load_lung_predictor(run_dir)
+    predictor = lung_model.load_lung_predictor(run_dir, batches_at_once=2)
     with CaseStore(stores["lungs"]) as opened:
         case = opened.read("phantom_002")
     learned = lung_model.segment_lungs_learned(predictor, case.image, case.spacing_mm,
@@ -49,7 +49,7 @@ class ThresholdLungs:
 
 
 def test_severity_evaluation_takes_its_lungs_from_the_lung_run(stores, run_dir):  # noqa: F811
-    predictor = lung_model.load_lung_predictor(run_dir)
+    predictor = lung_model.load_lung_predictor(run_dir, batches_at_once=2)
     result = severity_evaluation.evaluate_severity_run(
         predictor, stores["lungs"], cases=["phantom_002"], lung_run=ThresholdLungs())
     assert result["settings"]["lung_sources"] == {"learned": 1, "store": 0, "classical": 0}
@@ -59,3 +59,12 @@ def test_severity_evaluation_takes_its_lungs_from_the_lung_run(stores, run_dir):
     inside = lung.label_lungs(case.image < -700, case.spacing_mm) > 0
     expected = (probabilities[..., 1] + probabilities[..., 2])[inside].sum() / inside.sum()
     assert result["rows"][0]["ratio"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_severity_evaluation_loads_a_lung_run_folder(stores, run_dir, caplog):  # noqa: F811
+    # the untrained network finds no lung: the case is skipped as the learned lungs' doing
+    predictor = predict.load_predictor(run_dir, batches_at_once=1)
+    with pytest.raises(DataError, match="no lung found in any of the 1 chosen cases"):
+        severity_evaluation.evaluate_severity_run(predictor, stores["lungs"],
+                                                  cases=["phantom_002"], lung_run=run_dir)
+    assert "case phantom_002 skipped: no lung found (learned)" in caplog.text

@@ -18,7 +18,7 @@ RUN_DIR`` then use it in place of the classical segmenter (and of stored masks).
 Example (a store with lung masks, then a run trained on the lung store)::
 
     write_lung_store("phantom_small.h5", "phantom_lung.h5")
-    lungs = segment_lungs_learned(load_lung_predictor("runs/lung_small"), volume_hu,
+    lungs = segment_lungs_learned(load_lung_predictor("runs/lung_small", 2), volume_hu,
                                   spacing_mm)
 """
 
@@ -68,10 +68,10 @@ def write_lung_store(source: str | os.PathLike, target: str | os.PathLike,
                            name=f"lung masks of {store.name or source}", overwrite=overwrite)
 
 
-def load_lung_predictor(run_dir: str | os.PathLike,
-                        batches_at_once: int | None = None) -> Predictor:
+def load_lung_predictor(run_dir: str | os.PathLike, batches_at_once: int) -> Predictor:
     """Loads a lung run for `segment_lungs_learned`: its best weights, else its final ones;
-    ``batches_at_once`` as `tfcovid.predict.Predictor` (None: its default).
+    ``batches_at_once`` as `tfcovid.predict.Predictor` (callers pass their infection
+    predictor's, so both networks run alike).
 
     Raises:
         ValueError: ``batches_at_once`` < 1.
@@ -79,9 +79,8 @@ def load_lung_predictor(run_dir: str | os.PathLike,
     """
     from tfcovid import predict
 
-    at_once = predict.BATCHES_AT_ONCE if batches_at_once is None else batches_at_once
     return predict.load_predictor(run_dir, inference.best_or_final(run_dir),
-                                  batches_at_once=at_once)
+                                  batches_at_once=batches_at_once)
 
 
 def segment_lungs_learned(predictor: Predictor, volume_hu: np.ndarray,

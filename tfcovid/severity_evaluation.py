@@ -243,7 +243,7 @@ def _predict_cases(run: str | os.PathLike | predict.Predictor, weights: str, sto
     case_ids = select_cases(run_dir, store, cases)
     predictor = run if given else predict.load_predictor(run_dir, weights)
     if isinstance(lung_run, (str, os.PathLike)):
-        lung_run = lung_model.load_lung_predictor(lung_run)
+        lung_run = lung_model.load_lung_predictor(lung_run, predictor.batches_at_once)
     rows, skipped = case_ratios(predictor, store, case_ids, batch_size, progress, lung_run)
     if not rows:
         raise DataError(f"{store}: no lung found in any of the {len(case_ids)} chosen cases")

@@ -8,6 +8,7 @@ import pytest
 from tests.test_export import make_run
 from tests.test_predict import write_phantom_nifti
 from tfcovid import predict
+from tfcovid.cli import predict as cli_predict
 from tfcovid.cli.main import main
 from tfcovid.models.infnet import InfNetConfig
 from tfcovid.severity import phenotypes
@@ -67,6 +68,7 @@ def test_batches_at_once_reach_both_networks_and_keep_outputs(run_dir, tmp_path,
     assert main(["--quiet", "predict", scan, "--model", str(run_dir), "--lung-model",
                  str(run_dir), "--out", str(tmp_path / "lungs"), "--batches-at-once", "1"]) == 2
     assert used == [(1, None), (2, None), (1, 1)]
+    assert cli_predict.BATCHES_AT_ONCE == predict.BATCHES_AT_ONCE  # spelled out there
 
 
 def test_batch_skips_a_corrupt_scan_and_exits_2(run_dir, tmp_path, capsys):

@@ -17,6 +17,8 @@ import json
 import os
 from pathlib import Path
 
+from tfcovid.cli.predict import BATCHES_AT_ONCE
+
 # tfcovid.bench's choices, spelled out: importing it loads TensorFlow.
 MODELS = ("infnet", "multi_infnet", "unet", "fcn8", "ssinfnet", "stichnet")
 MODES = ("infer", "train", "pipeline", "predict")
@@ -53,8 +55,9 @@ def add_parser(subparsers) -> None:
                         help="predict mode: slices of the phantom volume (default: 300)")
     parser.add_argument("--network-size", type=int, default=352, help="predict mode without "
                         "--run: input side of the untrained network in px (default: 352)")
-    parser.add_argument("--batches-at-once", type=int, default=2, help="predict mode: slice "
-                        "batches run at once on threads (default: 2, as tfcovid predict)")
+    parser.add_argument("--batches-at-once", type=int, default=BATCHES_AT_ONCE,
+                        help="predict mode: slice batches run at once on threads (default: "
+                             f"{BATCHES_AT_ONCE}, as tfcovid predict)")
     parser.add_argument("--run", dest="run_dir", metavar="RUN_DIR",
                         help="predict mode: a trained run folder (default: the untrained model)")
     parser.add_argument("--cost-table", action="store_true", help="seconds per training epoch "
